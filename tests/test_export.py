@@ -1,0 +1,238 @@
+"""Files written by vefrac.export read back with independent readers (pyvista/VTK, csv, json)."""
+
+import ast
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+
+from vefrac import export
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def no_temporaries(folder):
+    return [p.name for p in folder.iterdir() if p.name.startswith(".") or ".tmp" in p.name] == []
+
+
+def snapshot(ny=4, nx=5, t=0.0):
+    """Arrays whose values encode their (row, column): a[j, i] = 100 j + i (+ t)."""
+    j, i = np.mgrid[0:ny, 0:nx]
+    phi = 100.0 * j + i + t
+    u = np.stack([i * 1.0, j * 1.0], axis=-1)  # (ny, nx, 2): padded to 3 components
+    mask = (i + j) % 2 == 0
+    return {"phi": phi, "u": u, "mask": mask, "G": np.full((ny, nx), 1e-3, np.float32)}
+
+
+# ------------------------------------------------------------------------- atomic writes
+
+
+def test_atomic_write_replaces_and_leaves_nothing_behind(tmp_path):
+    target = tmp_path / "a.txt"
+    export.atomic_write_text(target, "first")
+    export.atomic_write_bytes(target, b"second")
+    assert target.read_bytes() == b"second"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
+
+
+def test_failed_write_keeps_old_file_and_removes_temporary(tmp_path, monkeypatch):
+    target = tmp_path / "a.txt"
+    export.atomic_write_text(target, "old")
+
+    def broken_replace(src, dst):
+        raise OSError("disk went away")
+
+    monkeypatch.setattr(export.os, "replace", broken_replace)
+    with pytest.raises(OSError, match="disk went away"):
+        export.atomic_write_text(target, "new")
+    with pytest.raises(OSError):
+        export.write_vti(tmp_path / "s.vti", origin=(0, 0), spacing=(1, 1), point_data=snapshot())
+    monkeypatch.undo()
+    assert target.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
+
+
+# ---------------------------------------------------------------------------------- VTK
+
+
+def test_vti_round_trip_values_and_orientation(tmp_path):
+    import pyvista as pv
+
+    ny, nx = 4, 5
+    data = snapshot(ny, nx)
+    path = export.write_vti(
+        tmp_path / "s.vti", origin=(-1.0, 2.0), spacing=(0.5, 0.25), point_data=data
+    )
+    grid = pv.read(path)
+    assert tuple(grid.dimensions) == (nx, ny, 1)
+    np.testing.assert_allclose(grid.origin, (-1.0, 2.0, 0.0))
+    np.testing.assert_allclose(grid.spacing[:2], (0.5, 0.25))
+    phi = np.asarray(grid.point_data["phi"])
+    points = np.asarray(grid.points)
+    np.testing.assert_allclose(phi.reshape(ny, nx), data["phi"])
+    # The point with the smallest x and the LARGEST y is the array's [-1, 0] element.
+    x, y = points[:, 0], points[:, 1]
+    corner = np.flatnonzero((x == x.min()) & (y == y.max()))
+    assert phi[corner[0]] == data["phi"][-1, 0]
+    np.testing.assert_allclose(points[corner[0]], (-1.0, 2.0 + 0.25 * (ny - 1), 0.0))
+    # Every point: value 100 j + i sits at x = x0 + i hx, y = y0 + j hy.
+    i = np.rint((points[:, 0] + 1.0) / 0.5)
+    j = np.rint((points[:, 1] - 2.0) / 0.25)
+    np.testing.assert_allclose(phi, 100 * j + i)
+    u = np.asarray(grid.point_data["u"])
+    assert u.shape == (nx * ny, 3)
+    np.testing.assert_allclose(u[:, :2], data["u"].reshape(-1, 2))
+    assert np.all(u[:, 2] == 0)
+    mask = np.asarray(grid.point_data["mask"])
+    assert mask.dtype == np.uint8
+    np.testing.assert_array_equal(mask, data["mask"].reshape(-1))
+    assert no_temporaries(tmp_path)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_vti_refuses_non_finite_values_naming_the_array(tmp_path, bad):
+    data = snapshot()
+    data["u"] = data["u"].copy()
+    data["u"][1, 2, 0] = bad
+    with pytest.raises(ValueError, match="'u'"):
+        export.write_vti(tmp_path / "s.vti", origin=(0, 0), spacing=(1, 1), point_data=data)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_vti_refuses_mismatched_shapes(tmp_path):
+    with pytest.raises(ValueError, match="'G'"):
+        export.write_vti(tmp_path / "s.vti", origin=(0, 0), spacing=(1, 1),
+                         point_data={"phi": np.zeros((3, 4)), "G": np.zeros((4, 3))})
+
+
+def test_pvd_collection_reads_every_time_step(tmp_path):
+    import pyvista as pv
+
+    times = [0.0, 0.05, 0.1]
+    entries = []
+    for k, t in enumerate(times):
+        name = f"fields_{k:04d}.vti"
+        export.write_vti(
+            tmp_path / name, origin=(0, 0), spacing=(0.1, 0.1), point_data=snapshot(t=t)
+        )
+        entries.append((t, name))
+        export.write_pvd(tmp_path / "fields.pvd", entries)  # rewritten after every snapshot
+    reader = pv.PVDReader(str(tmp_path / "fields.pvd"))
+    np.testing.assert_allclose(reader.time_values, times)
+    for t in times:
+        reader.set_active_time_value(t)
+        block = reader.read()[0]
+        phi = np.asarray(block.point_data["phi"]).reshape(4, 5)
+        np.testing.assert_allclose(phi, snapshot(t=t)["phi"])
+        assert set(block.point_data.keys()) >= {"phi", "u", "G", "mask"}
+    assert no_temporaries(tmp_path)
+
+
+def test_pvd_makes_absolute_paths_relative(tmp_path):
+    export.write_vti(tmp_path / "s.vti", origin=(0, 0), spacing=(1, 1), point_data=snapshot())
+    export.write_pvd(tmp_path / "c.pvd", [(0.5, tmp_path / "s.vti")])
+    text = (tmp_path / "c.pvd").read_text()
+    assert 'file="s.vti"' in text and 'timestep="0.5"' in text
+    with pytest.raises(ValueError, match="timestep"):
+        export.write_pvd(tmp_path / "c.pvd", [(math.nan, "s.vti")])
+
+
+# ----------------------------------------------------------------------------- CSV, JSON
+
+
+def test_csv_round_trip(tmp_path):
+    rows = [
+        {"t": 0.1 + 0.2, "step": 3, "total": np.float64(1e-17), "note": "a,b", "flag": True},
+        {"t": 1.0, "step": np.int64(4), "total": np.float32(2.5)},
+    ]
+    columns = ["t", "step", "total", "note", "flag"]
+    export.write_csv(tmp_path / "h.csv", rows, columns)
+    back = export.read_csv(tmp_path / "h.csv")
+    assert back[0] == {"t": 0.1 + 0.2, "step": 3, "total": 1e-17, "note": "a,b", "flag": 1}
+    assert back[1] == {"t": 1.0, "step": 4, "total": 2.5, "note": None, "flag": None}
+    assert isinstance(back[1]["t"], float)
+    assert (tmp_path / "h.csv").read_text().splitlines()[0] == "t,step,total,note,flag"
+
+
+def test_csv_refuses_non_finite(tmp_path):
+    with pytest.raises(ValueError, match="'total'"):
+        export.write_csv(tmp_path / "h.csv", [{"t": 0.0, "total": math.nan}], ["t", "total"])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_json_converts_numpy_and_refuses_nan(tmp_path):
+    obj = {"n": np.int64(3), "x": np.float32(0.5), "a": np.arange(3), "ok": np.bool_(True)}
+    export.write_json(tmp_path / "s.json", obj)
+    text = (tmp_path / "s.json").read_text()
+    assert json.loads(text) == {"n": 3, "x": 0.5, "a": [0, 1, 2], "ok": True}
+    assert text.startswith('{\n  "n"')
+    with pytest.raises(ValueError, match=r"\['stats'\]\['crack_length'\]"):
+        export.write_json(tmp_path / "bad.json", {"stats": {"crack_length": float("nan")}})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.json"]
+
+
+# ------------------------------------------------------------------------------ pictures
+
+
+def assert_png(path):
+    data = open(path, "rb").read()
+    assert data.startswith(PNG_SIGNATURE) and len(data) > 1000
+
+
+def test_plots_write_pngs(tmp_path):
+    ny, nx = 40, 50
+    y, x = np.mgrid[0:ny, 0:nx]
+    mask = (x - 25) ** 2 + (y - 20) ** 2 < 18**2
+    frames = [(0.01 * k, np.clip(k / 9 - abs(x - 25) / 5, 0, 1), mask) for k in range(10)]
+    extent = (-0.5, 0.5, -0.4, 0.4)
+    rows = [{"t": 0.01 * k, "elastic": k**2, "surface": k, "substrate": 0.1 * k,
+             "total": k**2 + 1.1 * k} for k in range(10)]
+    paths = [
+        export.plot_crack_series(tmp_path / "series.png", frames, extent=extent, title="mud"),
+        export.plot_crack_series(tmp_path / "two.png", frames[:2], extent=extent),
+        export.plot_crack_over_field(tmp_path / "over.png", phi=frames[-1][1], mask=mask,
+                                     field=1e-3 * (1 + x / nx), extent=extent, field_label="G"),
+        export.plot_history(tmp_path / "history.png", rows),
+        export.plot_crack_density(
+            tmp_path / "density.png", [0.0, 0.1, 0.2, 0.4], [0.0, 1.0, 1.6, 2.5]
+        ),
+        export.plot_histogram(tmp_path / "angles.png", [88, 91, 95, 118, 122, 179],
+                              xlabel="junction angle (deg)", marks=(90, 120)),
+    ]
+    for p in paths:
+        assert_png(p)
+    assert no_temporaries(tmp_path)
+
+
+def test_plots_cope_with_empty_data(tmp_path):
+    empty = np.zeros((0, 0))
+    paths = [
+        export.plot_crack_series(tmp_path / "series.png", [], extent=(0, 1, 0, 1)),
+        export.plot_crack_over_field(tmp_path / "over.png", phi=empty, mask=empty, field=empty,
+                                     extent=(0, 1, 0, 1), field_label="G"),
+        export.plot_history(tmp_path / "history.png", []),
+        export.plot_crack_density(tmp_path / "density.png", [], []),
+        export.plot_crack_density(tmp_path / "zeros.png", [0.1, 0.2], [0.0, 0.0]),
+        export.plot_histogram(tmp_path / "hist.png", [], xlabel="area"),
+        export.plot_histogram(tmp_path / "nan.png", [math.nan], xlabel="area"),
+    ]
+    for p in paths:
+        assert_png(p)
+
+
+@pytest.mark.parametrize("module", ["export", "analysis"])
+def test_modules_import_no_torch_no_vefrac_and_no_plotting_at_import(module):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    tree = ast.parse(open(os.path.join(root, "vefrac", f"{module}.py")).read())
+
+    def imported(nodes):
+        for node in nodes:
+            if isinstance(node, ast.Import):
+                yield from (a.name.split(".")[0] for a in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                yield "vefrac" if node.level else (node.module or "").split(".")[0]
+
+    assert not {"torch", "vefrac"} & set(imported(ast.walk(tree)))
+    assert not {"matplotlib", "pyvista", "skimage"} & set(imported(tree.body))

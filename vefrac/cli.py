@@ -1,0 +1,106 @@
+"""The command line: the only place that reads argv and prints for humans.
+
+    vefrac run SCENARIO.yaml [--out DIR] [--set KEY.PATH=VALUE ...] [--device auto|cpu|cuda] [--resume]
+    vefrac check SCENARIO.yaml [--set ...]
+
+Exit codes: 0 success; 2 bad input (one message naming the key or file); 1 a failure while running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from . import __version__
+from .errors import InputError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="vefrac", description="Shrinkage cracks in thin layers: phase-field "
+                                "fracture solved with variational-energy PINNs.")
+    p.add_argument("--version", action="version", version=f"vefrac {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def scenario_args(sp):
+        sp.add_argument("scenario", help="scenario file (YAML)")
+        sp.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+                        help="override a scenario key, e.g. --set material.lame_mu=2 (repeatable)")
+
+    run = sub.add_parser("run", help="run a scenario and write its outputs")
+    scenario_args(run)
+    run.add_argument("--out", help="output folder (default: outputs/<name>)")
+    run.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    run.add_argument("--resume", action="store_true", help="continue from the output folder's checkpoint")
+    run.add_argument("--overwrite", action="store_true", help="start afresh in a folder that holds a run")
+    run.add_argument("--quiet", action="store_true", help="no progress bar or step log")
+    check = sub.add_parser("check", help="validate a scenario and print it fully resolved")
+    scenario_args(check)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        from .config import dump_scenario, load_scenario
+
+        scn = load_scenario(args.scenario, args.overrides)
+        if args.command == "check":
+            print(dump_scenario(scn), end="")
+            return 0
+        return _run(args, scn)
+    except InputError as exc:
+        print(f"vefrac: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args, scn) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from .runner import Run, default_out, pick_device, prepare_output
+
+    device = pick_device(args.device)
+    out = Path(args.out) if args.out else default_out(scn)
+    prepare_output(out, resume=args.resume, overwrite=args.overwrite)
+    if scn.solver.threads > 0:
+        torch.set_num_threads(scn.solver.threads)
+    interactive = sys.stderr.isatty() and not args.quiet
+    s = scn.solver
+    total = (s.first_step_iterations + (s.load_steps - 1) * s.iterations) if s.time == "space_time" else None
+    bar = tqdm(total=total, disable=not interactive, unit="it", dynamic_ncols=True, desc=scn.name)
+
+    def progress(count: int, terms: dict) -> None:
+        bar.update(count - bar.n)
+        bar.set_postfix({k[:4]: f"{v:.3g}" for k, v in terms.items()}, refresh=False)
+
+    def log(line: str) -> None:
+        if interactive:
+            bar.write(line)
+        elif not args.quiet:
+            print(line, file=sys.stderr, flush=True)
+
+    try:
+        run = Run(scn, out, device=device, resume=args.resume, progress=progress, log=log)
+        summary = run.execute()
+    except InputError:
+        raise
+    except KeyboardInterrupt:
+        bar.close()
+        print(f"vefrac: interrupted; continue with: vefrac run {args.scenario} --out {out} --resume",
+              file=sys.stderr)
+        return 130
+    except Exception as exc:  # a failure while running: the reason, the traceback only on request
+        bar.close()
+        if os.environ.get("VEFRAC_DEBUG"):
+            traceback.print_exc()
+        print(f"vefrac: run failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    bar.close()
+    final = summary["final"]
+    print(f"{scn.name}: {final['fragments']} fragments, crack length {final['skeleton_length']:.3g} "
+          f"(skeleton), {summary['wall_time_s']:.0f} s on {summary['device']}\n"
+          f"open {out / 'fields.pvd'} in ParaView; picture: {out / 'cracks.png'}")
+    return 0

@@ -1,0 +1,243 @@
+"""From a validated scenario to an output folder: build, train, snapshot, checkpoint, summarise."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import platform
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from . import __version__, analysis, config, export
+from .energy import Physics
+from .errors import InputError
+from .fields import build_toughness
+from .geometry import build_domain
+from .solve import (TERMS, FieldModel, Problem, Settings, State, Trainer, evaluate, refresh_cache,
+                    step_times, trapezoid_weights)
+
+CHECKPOINT = "checkpoint.pt"
+HISTORY_COLUMNS = ["t", "eps_s", "elastic", "surface", "substrate", "total", "crack_length",
+                   "skeleton_length", "fragments", "median_phi"]
+
+
+def build_problem(scn: config.Scenario) -> Problem:
+    domain = build_domain(scn.domain)
+    fr, mat = scn.fracture, scn.material
+    physics = Physics(lam=mat.lame_lambda, mu=mat.lame_mu, eta=mat.substrate_stiffness, split=mat.split,
+                      fracture=fr.enabled, s=fr.length_scale, k_res=fr.residual_stiffness, model=fr.model)
+    return Problem(physics=physics, domain=domain, toughness=build_toughness(fr.toughness, domain, seed=scn.seed),
+                   rate=scn.shrinkage.rate, t_end=scn.shrinkage.t_end)
+
+
+def build_settings(scn: config.Scenario) -> Settings:
+    s, n = scn.solver, scn.network
+    return Settings(time=s.time, load_steps=s.load_steps, iterations=s.iterations,
+                    first_step_iterations=s.first_step_iterations, points=s.points, sampling=s.sampling,
+                    learning_rate=s.learning_rate, final_lr_fraction=s.final_lr_fraction,
+                    lbfgs_iterations=s.lbfgs_iterations, phi_bias=s.phi_bias,
+                    cache_points_per_length=s.cache_points_per_length, checkpoint_every=s.checkpoint_every,
+                    fourier_features=n.fourier_features, fourier_scale=n.fourier_scale,
+                    hidden_layers=n.hidden_layers, width=n.width, time_knots=n.time_knots)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda: no CUDA device is available here; use --device cpu or auto")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def prepare_output(out: Path, *, resume: bool, overwrite: bool) -> None:
+    """Check the output folder before any work: refuse to clobber, fail early if unwritable."""
+    if resume:
+        if not (out / CHECKPOINT).is_file():
+            raise InputError(f"--resume: no checkpoint {str(out / CHECKPOINT)!r} to continue from")
+        return
+    if out.exists() and any((out / f).exists() for f in (CHECKPOINT, "fields.pvd", "summary.json")) and not overwrite:
+        raise InputError(f"output folder {str(out)!r} already holds a run; use --resume to continue it, "
+                         f"--overwrite to start afresh, or --out for another folder")
+    if out.exists() and not out.is_dir():
+        raise InputError(f"output path {str(out)!r} exists and is not a folder")
+
+
+class Run:
+    """One simulation writing into one folder. `execute()` trains and writes every output."""
+
+    def __init__(self, scn: config.Scenario, out: Path, *, device: torch.device, resume: bool = False,
+                 progress: Callable[[int, dict], None] | None = None, log: Callable[[str], None] = print):
+        self.scn, self.out, self.device, self.log = scn, Path(out), device, log
+        self.dtype = torch.float32 if scn.solver.dtype == "float32" else torch.float64
+        self.problem = build_problem(scn)
+        self.problem.toughness.to(device)
+        self.settings = build_settings(scn)
+        self.hash = config.scenario_hash(scn)
+        init = torch.Generator().manual_seed(scn.seed)  # same networks on every device
+        space_time = self.settings.time == "space_time"
+        self.model = FieldModel(self.problem, self.settings, init, space_time=space_time).to(device, self.dtype)
+        self.generator = torch.Generator(device=device).manual_seed(scn.seed + 1)
+        self.trainer = Trainer(self.problem, self.settings, generator=self.generator, dtype=self.dtype,
+                               model=self.model, progress=progress)
+        self.grid = self.problem.domain.grid(scn.output.resolution)
+        self.snapshot_times = np.linspace(0.0, scn.shrinkage.t_end, scn.output.snapshots)
+        self.state = State()
+        self.rows: list[dict] = []
+        self.pvd: list[tuple[float, str]] = []
+        self.frames: list[tuple[float, np.ndarray, np.ndarray]] = []
+        self.wall_before = 0.0
+        self.counter = [0]
+        if resume:
+            self._load_checkpoint()
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def _checkpoint(self, state: State | None = None) -> None:
+        state = state or self.state
+        payload = {
+            "hash": self.hash, "version": __version__, "model": self.model.state_dict(),
+            "cache_grid": asdict(self.model.cache_grid) if self.model.cache_grid else None,
+            "generator": self.generator.get_state(), "state": state.__dict__, "rows": self.rows,
+            "pvd": self.pvd, "frames": self.frames, "wall": self.wall_before + time.perf_counter() - self.t0,
+            "counter": self.counter[0],
+        }
+        buf = io.BytesIO()
+        torch.save(payload, buf)
+        export.atomic_write_bytes(self.out / CHECKPOINT, buf.getvalue())
+
+    def _load_checkpoint(self) -> None:
+        path = self.out / CHECKPOINT
+        try:
+            payload = torch.load(path, map_location=self.device, weights_only=False)
+        except Exception as exc:  # a truncated or foreign file
+            raise InputError(f"--resume: checkpoint {str(path)!r} cannot be read: {exc}") from None
+        if payload.get("hash") != self.hash:
+            raise InputError(f"--resume: checkpoint {str(path)!r} belongs to a different scenario "
+                             f"(fingerprint {payload.get('hash')} vs {self.hash}); resume with the "
+                             f"scenario and --set options it was started with")
+        from .geometry import Grid
+        if payload["cache_grid"]:
+            g = payload["cache_grid"]
+            self.model.cache_grid = Grid(tuple(g["origin"]), tuple(g["spacing"]), tuple(g["shape"]))
+        weights = dict(payload["model"])
+        cache = weights.pop("cache", None)  # its shape is set by the run, not by the model
+        self.model.load_state_dict(weights)
+        self.model.cache = cache
+        self.generator.set_state(payload["generator"].cpu())
+        self.state = State(**payload["state"])
+        self.rows, self.pvd, self.frames = payload["rows"], payload["pvd"], payload["frames"]
+        self.wall_before, self.counter[0] = payload["wall"], payload["counter"]
+        self.log(f"resuming from {path} at step {self.state.step}, iteration {self.state.iteration}")
+
+    # ------------------------------------------------------------------ snapshots
+
+    def _snapshot(self, index: int, t: float) -> None:
+        f = evaluate(self.problem, self.model, self.grid.points(), t, device=self.device, dtype=self.dtype)
+        ny, nx = self.grid.shape
+        inside = f["inside"]
+        w = trapezoid_weights(self.grid) * inside
+        energies = {k: float((w * f[k]).sum()) for k in TERMS}
+        phi = np.where(inside, f["phi"], 0.0).reshape(ny, nx)
+        mask = inside.reshape(ny, nx)
+        grad_phi = np.where(inside[:, None], f["grad_phi"], 0.0).reshape(ny, nx, 2)
+        stats = analysis.crack_statistics(phi, mask=mask, spacing=self.grid.spacing, s=self.problem.physics.s,
+                                          grad_phi=grad_phi)
+        u3 = np.zeros((ny * nx, 3))
+        u3[:, :2] = np.where(inside[:, None], f["u"], 0.0)
+        arrays = {"phi": phi, "u": u3.reshape(ny, nx, 3), "G": f["G"].reshape(ny, nx), "mask": mask.astype(np.uint8)}
+        for k in TERMS:
+            arrays[f"{k}_energy_density"] = np.where(inside, f[k], 0.0).reshape(ny, nx)
+        name = f"fields_{index:04d}.vti"
+        export.write_vti(self.out / name, origin=self.grid.origin, spacing=self.grid.spacing, point_data=arrays)
+        self.pvd = [e for e in self.pvd if e[1] != name] + [(t, name)]
+        export.write_pvd(self.out / "fields.pvd", self.pvd)
+        row = {"t": t, "eps_s": self.problem.rate * t, **energies, "total": sum(energies.values()),
+               "crack_length": stats["crack_length"], "skeleton_length": stats["skeleton_length"],
+               "fragments": stats["fragments"], "median_phi": stats["median_phi"]}
+        self.rows = [r for r in self.rows if r["t"] != t] + [row]
+        export.write_csv(self.out / "history.csv", self.rows, HISTORY_COLUMNS)
+        self.frames.append((t, phi.astype(np.float32), mask))
+        self.last_stats, self.last_arrays = stats, arrays
+
+    # ------------------------------------------------------------------ the run
+
+    def execute(self) -> dict:
+        self.t0 = time.perf_counter()
+        self.out.mkdir(parents=True, exist_ok=True)
+        export.atomic_write_text(self.out / "config.yaml", config.dump_scenario(self.scn))
+        if self.settings.time == "space_time":
+            self._space_time()
+        else:
+            self._load_stepping()
+        return self._finish()
+
+    def _load_stepping(self) -> None:
+        s = self.settings
+        times = step_times(self.problem.t_end, s.load_steps, len(self.snapshot_times))
+        snap_index = {int(np.argmin(np.abs(times - ts))): i for i, ts in enumerate(self.snapshot_times)}
+        if self.state.step == 1 and self.state.iteration == 0 and 0 in snap_index:
+            self._snapshot(snap_index[0], 0.0)
+        for k in range(self.state.step, len(times)):
+            t = float(times[k])
+            if self.state.iteration == 0 and self.model.phi_net is not None:
+                self.model.phi_net.reset_output(s.phi_bias)
+            n_iter = s.first_step_iterations if k == 1 else s.iterations
+            started = time.perf_counter()
+            self.trainer.adam(t_value=t, n_iter=n_iter, state=self.state, checkpoint=self._checkpoint,
+                              counter=self.counter)
+            self.trainer.lbfgs(t_value=t, n_iter=s.lbfgs_iterations)
+            self.state.history.append({"step": k, "t": t, "iterations": n_iter, "seconds": time.perf_counter() - started,
+                                       **{f"loss_{key}": v for key, v in self.trainer.last_terms.items()}})
+            if k in snap_index:  # outputs first, then the cache: else the increment counts twice
+                self._snapshot(snap_index[k], t)
+            refresh_cache(self.problem, self.model, t, s, device=self.device, dtype=self.dtype)
+            self.state.step, self.state.iteration = k + 1, 0
+            self._checkpoint()
+            self.log(f"step {k}/{len(times) - 1}  t={t:.4g}  " +
+                     "  ".join(f"{key}={v:.4g}" for key, v in self.trainer.last_terms.items()))
+
+    def _space_time(self) -> None:
+        s = self.settings
+        if self.state.step == 1:
+            total = s.first_step_iterations + (s.load_steps - 1) * s.iterations
+            self.trainer.adam(t_value=None, n_iter=total, state=self.state, checkpoint=self._checkpoint,
+                              counter=self.counter)
+            self.trainer.lbfgs(t_value=None, n_iter=s.lbfgs_iterations)
+            self.state.history.append({"step": 1, "iterations": total,
+                                       **{f"loss_{k}": v for k, v in self.trainer.last_terms.items()}})
+            self.state.step, self.state.iteration = 2, 0
+            self._checkpoint()
+        for i, t in enumerate(self.snapshot_times):
+            self._snapshot(i, float(t))
+
+    def _finish(self) -> dict:
+        wall = self.wall_before + time.perf_counter() - self.t0
+        stats = self.last_stats
+        extent = self.grid.extent
+        export.plot_crack_series(self.out / "cracks.png", self.frames, extent=extent, title=self.scn.name)
+        export.plot_crack_over_field(self.out / "cracks_over_G.png", phi=self.last_arrays["phi"],
+                                     mask=self.last_arrays["mask"].astype(bool), field=self.last_arrays["G"],
+                                     extent=extent, field_label="G (toughness)")
+        export.plot_history(self.out / "energy.png", self.rows)
+        summary = {
+            "name": self.scn.name, "vefrac_version": __version__, "torch_version": torch.__version__,
+            "numpy_version": np.__version__, "python": platform.python_version(),
+            "device": str(self.device) + (f" ({torch.cuda.get_device_name(self.device)})" if self.device.type == "cuda" else ""),
+            "threads": torch.get_num_threads(), "wall_time_s": wall, "iterations": self.counter[0],
+            "time_treatment": self.settings.time, "scenario_hash": self.hash,
+            "elastic_length": self.problem.physics.elastic_length,
+            "final": {"t": self.problem.t_end, **stats}, "steps": self.state.history,
+        }
+        export.write_json(self.out / "summary.json", summary)
+        self._checkpoint()
+        return summary
+
+
+def default_out(scn: config.Scenario) -> Path:
+    return Path(os.environ.get("VEFRAC_OUTPUTS", "outputs")) / scn.name

@@ -1,0 +1,301 @@
+"""The minimisation: networks for u and φ trained on sampled estimates of the energy.
+
+Two time treatments share the same pieces:
+- load stepping: one minimisation per load step, warm-started from the previous step; the
+  previous φ is cached on a fine grid and each step's φ-net can only add damage to it;
+- space-time: networks of (x, t) minimising the time-integrated energy, φ non-decreasing in t.
+
+Non-dimensional inside: networks see x̂ = (x − centre)/L, the u-net returns u/(ε_ref L) with
+ε_ref = εs(t_end), and the loss is the energy divided by the uniform-state energy at t_end.
+So the same scenario written in other units trains the same way.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from .energy import Physics, crack_length_density, energy_densities
+from .fields import bilinear
+from .geometry import Domain, Grid
+from .nets import FourierMLP, incremental_phase_field, space_time_phase_field
+from .sampling import Sampler
+
+TERMS = ("elastic", "surface", "substrate")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What is minimised: the physics, the domain, G(x) and the shrinkage history εs = rate·t."""
+
+    physics: Physics
+    domain: Domain
+    toughness: nn.Module
+    rate: float
+    t_end: float
+
+    @property
+    def eps_ref(self) -> float:
+        return self.rate * self.t_end
+
+    @property
+    def energy_scale(self) -> float:
+        """The uniform state's energy at t_end, 2K εs² · area: the loss is E / this."""
+        return 2 * (self.physics.lam + self.physics.mu) * self.eps_ref**2 * self.domain.area
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Numerical settings (validated scenario keys `network.*` and `solver.*`)."""
+
+    time: str = "load_stepping"
+    load_steps: int = 16
+    iterations: int = 120
+    first_step_iterations: int = 400
+    points: int = 8192
+    sampling: str = "stratified"
+    learning_rate: float = 2e-3
+    final_lr_fraction: float = 0.1
+    lbfgs_iterations: int = 0
+    phi_bias: float = -6.0
+    cache_points_per_length: float = 3.0
+    checkpoint_every: int = 500
+    fourier_features: int = 128
+    fourier_scale: float | None = None
+    hidden_layers: int = 3
+    width: int = 64
+    time_knots: int = 16
+
+    def scale(self, problem: Problem) -> float:
+        """Fourier scale in units of 1/L: 0.1·L/s (≥ 2) resolves crack bands of width ~s."""
+        if self.fourier_scale is not None:
+            return self.fourier_scale
+        if not problem.physics.fracture:
+            return 2.0
+        return max(2.0, 0.1 * problem.domain.length / problem.physics.s)
+
+
+# ----------------------------------------------------------------------------- models
+
+
+class FieldModel(nn.Module):
+    """u(x, t) and φ(x, t) in physical units from non-dimensional networks.
+
+    fields(x (N, 2), t (N,)) -> u (N, 2), ∇u (N, 2, 2) [∂u_i/∂x_j], φ (N,) or None, ∇φ (N, 2) or None.
+    """
+
+    def __init__(self, problem: Problem, settings: Settings, generator: torch.Generator, *, space_time: bool):
+        super().__init__()
+        dom = problem.domain
+        self.center = dom.center
+        self.length = dom.length
+        self.eps_ref = problem.eps_ref
+        self.t_end = problem.t_end
+        self.space_time = space_time
+        periods = tuple(size / dom.length if p else None for size, p in zip(dom.size, dom.periodic))
+        common = dict(features=settings.fourier_features, scale=settings.scale(problem),
+                      hidden_layers=settings.hidden_layers, width=settings.width, periods=periods)
+        self.u_net = FourierMLP(out=2, generator=generator, extra=1 if space_time else 0, **common)
+        self.u_net.reset_output(0.0)  # start from u = 0: the uniform state, not a random strain
+        self.phi_net = None
+        if problem.physics.fracture:
+            out = settings.time_knots if space_time else 1
+            self.phi_net = FourierMLP(out=out, generator=generator, **common)
+            self.phi_net.reset_output(settings.phi_bias)
+            k = settings.time_knots
+            self.register_buffer("knots", (torch.arange(k, dtype=torch.float64) + 0.5) / k)
+            self.knot_width = 0.5 / k
+        # load stepping: φ of the previous step on a grid, channels (φ, ∂φ/∂x, ∂φ/∂y)
+        self.cache_grid: Grid | None = None
+        self.register_buffer("cache", None)
+
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - x.new_tensor(self.center)) / self.length
+
+    def fields(self, x: torch.Tensor, t: torch.Tensor):
+        xh = self.normalise(x)
+        th = (t / self.t_end)[:, None]
+        if self.space_time:
+            v, gv = self.u_net(xh, th)
+            u, grad_u = v * th, gv * th[:, :, None]  # u = 0 at t = 0, grows with the load
+        else:
+            u, grad_u = self.u_net(xh)
+        u = u * (self.eps_ref * self.length)
+        grad_u = grad_u * self.eps_ref  # (U / L) ∂/∂x̂
+        if self.phi_net is None:
+            return u, grad_u, None, None
+        a, grad_a = self.phi_net(xh)
+        grad_a = grad_a / self.length
+        if self.space_time:
+            phi, grad_phi = space_time_phase_field(a, grad_a, th[:, 0], knots=self.knots.to(x.dtype),
+                                                   width=self.knot_width)
+        else:
+            prev = self.previous_phi(x)
+            phi, grad_phi = incremental_phase_field(prev[:, 0], prev[:, 1:], a[:, 0], grad_a[:, 0])
+        return u, grad_u, phi, grad_phi
+
+    def previous_phi(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3): φ, ∂φ/∂x, ∂φ/∂y of the previous load step, interpolated from the cache."""
+        if self.cache is None:
+            return x.new_zeros((x.shape[0], 3))
+        return bilinear(self.cache, x, origin=self.cache_grid.origin, spacing=self.cache_grid.spacing)
+
+
+def energy_terms(problem: Problem, model: FieldModel, x: torch.Tensor, t: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Energy densities at (x, t): 'elastic', 'surface', 'substrate' (N,) and the fields."""
+    u, grad_u, phi, grad_phi = model.fields(x, t)
+    G = problem.toughness(x) if phi is not None else None
+    dens = energy_densities(problem.physics, u=u, grad_u=grad_u, phi=phi, grad_phi=grad_phi,
+                            G=G, eps_s=problem.rate * t)
+    return dens | {"u": u, "grad_u": grad_u, "phi": phi, "grad_phi": grad_phi, "G": G}
+
+
+# ----------------------------------------------------------------------------- training
+
+
+@dataclass
+class State:
+    """Where a run is: the step (load stepping) and the iteration inside it."""
+
+    step: int = 1
+    iteration: int = 0
+    optimizer: dict | None = None
+    history: list = field(default_factory=list)  # per-step records
+    snapshots_done: int = 0
+
+
+def step_times(t_end: float, load_steps: int, snapshots: int) -> np.ndarray:
+    """Load-step times: the union of the load steps and the snapshot times, 0 included."""
+    times = np.union1d(np.linspace(0, t_end, load_steps + 1), np.linspace(0, t_end, snapshots))
+    keep = np.concatenate([[True], np.diff(times) > 1e-12 * t_end])
+    return times[keep]
+
+
+class Trainer:
+    """Runs Adam (then optional L-BFGS) on the sampled energy, with callbacks for progress,
+    snapshots and checkpoints. All randomness comes from `generator`."""
+
+    def __init__(self, problem: Problem, settings: Settings, *, generator: torch.Generator, dtype: torch.dtype,
+                 model: FieldModel, progress: Callable[[int, dict], None] | None = None):
+        self.problem, self.settings, self.generator, self.dtype = problem, settings, generator, dtype
+        self.model = model
+        self.sampler = Sampler(problem.domain, n=settings.points, kind=settings.sampling, generator=generator,
+                               dtype=dtype)
+        self.progress = progress or (lambda it, terms: None)
+        self.last_terms: dict[str, float] = {}
+
+    def loss(self, x: torch.Tensor, w: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised energy and its three terms (3,) detached."""
+        dens = energy_terms(self.problem, self.model, x, t)
+        parts = torch.stack([(w * dens[k]).sum() for k in TERMS]) / self.problem.energy_scale
+        return parts.sum(), parts.detach()
+
+    def draw(self, t_value: float | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x, w = self.sampler()
+        if t_value is None:  # space-time: a uniform time per point
+            t = torch.rand(x.shape[0], generator=self.generator, device=x.device, dtype=x.dtype) * self.problem.t_end
+        else:
+            t = x.new_full((x.shape[0],), t_value)
+        return x, w, t
+
+    def adam(self, *, t_value: float | None, n_iter: int, state: State,
+             checkpoint: Callable[[State], None], counter: list[int]) -> None:
+        """Adam from state.iteration to n_iter with a cosine learning rate schedule."""
+        s = self.settings
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        opt = torch.optim.Adam(params, lr=s.learning_rate)
+        if state.optimizer is not None:
+            opt.load_state_dict(state.optimizer)
+        terms = torch.zeros(3, dtype=self.dtype, device=self.generator.device)
+        for it in range(state.iteration, n_iter):
+            frac = s.final_lr_fraction + (1 - s.final_lr_fraction) * 0.5 * (1 + math.cos(math.pi * it / n_iter))
+            for group in opt.param_groups:
+                group["lr"] = s.learning_rate * frac
+            x, w, t = self.draw(t_value)
+            loss, terms = self.loss(x, w, t)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            counter[0] += 1
+            state.iteration = it + 1
+            if counter[0] % 10 == 0 or it + 1 == n_iter:
+                self.last_terms = dict(zip(TERMS, terms.tolist()))
+                self.progress(counter[0], self.last_terms)
+            if (it + 1) % s.checkpoint_every == 0 and it + 1 < n_iter:
+                state.optimizer = opt.state_dict()
+                checkpoint(state)
+        state.optimizer = None
+        self.last_terms = dict(zip(TERMS, terms.tolist()))
+
+    def lbfgs(self, *, t_value: float | None, n_iter: int) -> None:
+        """L-BFGS polish on one fixed draw of points (a deterministic objective)."""
+        if n_iter <= 0:
+            return
+        x, w, t = self.draw(t_value)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        opt = torch.optim.LBFGS(params, lr=1.0, max_iter=n_iter, history_size=50,
+                                line_search_fn="strong_wolfe", tolerance_grad=1e-12, tolerance_change=1e-14)
+
+        def closure():
+            opt.zero_grad(set_to_none=True)
+            loss, _ = self.loss(x, w, t)
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+@torch.no_grad()
+def evaluate(problem: Problem, model: FieldModel, points: np.ndarray, t: float, *, device, dtype,
+             chunk: int = 65536) -> dict[str, np.ndarray]:
+    """Fields and energy densities at points (M, 2) at time t, in chunks. Returns numpy arrays."""
+    out: dict[str, list] = {}
+    for start in range(0, points.shape[0], chunk):
+        x = torch.as_tensor(points[start:start + chunk], device=device, dtype=dtype)
+        tt = x.new_full((x.shape[0],), t)
+        if t == 0.0:  # the unloaded state is exactly u = 0, φ = 0
+            d = {"u": torch.zeros_like(x), "grad_u": x.new_zeros((x.shape[0], 2, 2)),
+                 "phi": x.new_zeros(x.shape[0]) if model.phi_net is not None else None,
+                 "grad_phi": torch.zeros_like(x) if model.phi_net is not None else None}
+            d |= {k: x.new_zeros(x.shape[0]) for k in TERMS}
+        else:
+            d = energy_terms(problem, model, x, tt)
+        if d["phi"] is None:
+            d["phi"], d["grad_phi"] = x.new_zeros(x.shape[0]), torch.zeros_like(x)
+        d["G"] = problem.toughness(x)
+        d["crack_density"] = crack_length_density(d["phi"], d["grad_phi"], s=problem.physics.s,
+                                                  model=problem.physics.model)
+        d["inside"] = problem.domain.inside(x)
+        for k, v in d.items():
+            out.setdefault(k, []).append(v.detach().cpu().double().numpy())
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def trapezoid_weights(grid: Grid) -> np.ndarray:
+    """(ny*nx,) trapezoid-rule weights of the grid's points (before masking)."""
+    ny, nx = grid.shape
+    wx = np.full(nx, grid.spacing[0]); wx[[0, -1]] *= 0.5
+    wy = np.full(ny, grid.spacing[1]); wy[[0, -1]] *= 0.5
+    return np.outer(wy, wx).ravel()
+
+
+@torch.no_grad()
+def refresh_cache(problem: Problem, model: FieldModel, t: float, settings: Settings, *, device, dtype) -> None:
+    """Store the current φ and ∇φ on the cache grid: the next step's lower bound."""
+    if model.phi_net is None:
+        return
+    if model.cache_grid is None:
+        res = int(math.ceil(problem.domain.length * settings.cache_points_per_length / problem.physics.s)) + 1
+        model.cache_grid = problem.domain.grid(max(res, 16))
+    fields = evaluate(problem, model, model.cache_grid.points(), t, device=device, dtype=dtype)
+    ny, nx = model.cache_grid.shape
+    cache = np.concatenate([fields["phi"][:, None], fields["grad_phi"]], 1).reshape(ny, nx, 3)
+    model.cache = torch.as_tensor(cache, device=device, dtype=dtype)
