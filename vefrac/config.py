@@ -8,6 +8,7 @@ message names the key (or file) and what is allowed. No torch in this module.
 from __future__ import annotations
 
 import difflib
+import re
 import hashlib
 import json
 import re
@@ -36,13 +37,25 @@ PositiveFloat = Annotated[float, Field(gt=0)]
 Pair = Annotated[list[PositiveFloat], Field(min_length=2, max_length=2)]
 
 
+def _input_path(value: str, info: ValidationInfo) -> Path:
+    """A path from the scenario, relative to the scenario's folder; ValueError if unusable."""
+    base = Path((info.context or {}).get("base_dir", "."))
+    try:
+        path = Path(value).expanduser()
+        path = path if path.is_absolute() else base / path
+        path.is_file()  # raises OSError for names the system cannot hold
+    except (RuntimeError, OSError, ValueError) as exc:
+        raise ValueError(f"{value!r} is not a usable path: {exc}") from None
+    return path
+
+
 def _resolve_image(value: str, info: ValidationInfo) -> str:
     """Resolve an image path relative to the scenario's folder and check it can be read."""
-    base = Path((info.context or {}).get("base_dir", "."))
-    path = Path(value).expanduser()
-    if not path.is_absolute():
-        path = base / path
-    read_grey(path)  # raises InputError naming the file when missing or unreadable
+    path = _input_path(value, info)
+    try:
+        read_grey(path)
+    except InputError as exc:  # re-raised as ValueError so that the message names the key
+        raise ValueError(str(exc)) from None
     return str(path.resolve())
 
 
@@ -93,9 +106,7 @@ class Mesh(_Strict):
     @field_validator("file")
     @classmethod
     def _mesh_exists(cls, value: str, info: ValidationInfo) -> str:
-        base = Path((info.context or {}).get("base_dir", "."))
-        path = Path(value).expanduser()
-        path = path if path.is_absolute() else base / path
+        path = _input_path(value, info)
         if not path.is_file():
             raise ValueError(f"mesh file {str(path)!r} does not exist")
         return str(path.resolve())
@@ -222,7 +233,11 @@ _TAGS = {"domain": "shape", "toughness": "kind"}
 def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Scenario:
     """Read, override and validate a scenario file. Raises InputError on any problem."""
     path = Path(path)
-    if not path.is_file():
+    try:
+        exists = path.is_file()
+    except OSError as exc:
+        raise InputError(f"scenario file {str(path)!r} is not a usable path: {exc}") from None
+    if not exists:
         raise InputError(f"scenario file {str(path)!r} does not exist")
     try:
         text = path.read_text(encoding="utf-8")
@@ -230,7 +245,7 @@ def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ())
         raise InputError(f"scenario file {str(path)!r} cannot be read: {exc}") from None
     try:
         data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+    except Exception as exc:  # PyYAML raises YAMLError, and ValueError etc. from its constructors
         where = getattr(exc, "problem_mark", None)
         at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
@@ -239,8 +254,8 @@ def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ())
         data = {}
     if not isinstance(data, dict):
         raise InputError(f"{path}: the top level must be a mapping of keys (name, domain, "
-                         f"material, ...), not a {type(data).__name__}")
-    data.setdefault("name", path.stem)
+                         f"material, ...), not {_kind_of(data)}")
+    data.setdefault("name", re.sub(r"[^A-Za-z0-9._-]+", "-", path.stem).strip("-") or "scenario")
     for item in overrides:
         apply_override(data, item)
     return validate_scenario(data, base_dir=path.parent, source=_source(path, overrides))
@@ -264,7 +279,7 @@ def apply_override(data: dict, item: str) -> None:
         raise InputError(f"--set {item!r}: expected KEY.PATH=VALUE, e.g. --set material.lame_mu=2.0")
     try:
         value = yaml.safe_load(raw) if raw.strip() else raw
-    except yaml.YAMLError:
+    except Exception:  # not YAML (or a YAML constructor error): take the text as it is
         value = raw
     parts = key.split(".")
     node = data
@@ -283,6 +298,11 @@ def apply_override(data: dict, item: str) -> None:
             if not isinstance(child, dict):
                 raise InputError(f"--set {key}: '{'.'.join(parts[: depth + 1])}' is not a mapping")
             node = child
+
+
+def _kind_of(value: Any) -> str:
+    return {str: "a single value (text)", list: "a list", int: "a number", float: "a number",
+            bool: "true/false"}.get(type(value), f"a {type(value).__name__}")
 
 
 def dump_scenario(scenario: Scenario) -> str:
@@ -333,7 +353,10 @@ def _union_variants(annotation: Any) -> dict[str, type]:
 
 def _source(path: Path, overrides) -> str:
     """'run.yaml with --set a.b=1': a bad value may come from the command line, not the file."""
-    return f"{path} with " + " ".join(f"--set {o}" for o in overrides) if overrides else str(path)
+    if not overrides:
+        return str(path)
+    shown = [(o if o.isprintable() else repr(o))[:60] + ("..." if len(o) > 60 else "") for o in overrides]
+    return f"{path} with " + " ".join(f"--set {o}" for o in shown)
 
 
 def _unknown_key(dotted: str, key: str, allowed: dict, *, origin: str) -> str:
@@ -344,8 +367,43 @@ def _unknown_key(dotted: str, key: str, allowed: dict, *, origin: str) -> str:
         return f"{where}{dotted}: '{parent}' is a single value, not a mapping; it has no key {str(key)!r}"
     names = sorted(allowed)
     close = difflib.get_close_matches(str(key), names, n=1, cutoff=0.6)
-    hint = f" (did you mean '{_join(parent, close[0])}'?)" if close else ""
+    if close:
+        hint = f" (did you mean '{_join(parent, close[0])}'?)"
+    elif _variants_with(parent, key):  # a key of another shape or kind
+        tag, tags = _variants_with(parent, key)
+        hint = f" ({key!r} is for {tag}: {' or '.join(tags)}, not this {tag})"
+    else:  # a real key in the wrong place: say where it belongs
+        homes = [p for p in _schema_paths() if p.rpartition(".")[2] == key]
+        hint = f" (did you mean {' or '.join(repr(h) for h in homes[:3])}?)" if homes else ""
     return f"{where}{dotted}: unknown key{hint}; allowed here: {', '.join(names)}"
+
+
+def _variants_with(parent: str, key: Any) -> tuple[str, list[str]] | None:
+    """('shape', ['disk']) when `key` belongs to some variants of the tagged union at `parent`."""
+    ann: Any = Scenario
+    for part in parent.split(".") if parent else []:
+        variants = _union_variants(ann)
+        models = list(variants.values()) if variants else [ann]
+        fields = {k: v for m in models if isinstance(m, type) and issubclass(m, BaseModel)
+                  for k, v in m.model_fields.items()}
+        if part not in fields:
+            return None
+        ann = fields[part].annotation
+    variants = _union_variants(ann)
+    tags = [t for t, m in variants.items() if key in m.model_fields]
+    return (next(iter(variants.values())).__pydantic_tag_key__, tags) if tags else None
+
+
+def _schema_paths(model: Any = None, prefix: str = "") -> list[str]:
+    """Every dotted key path of the schema, through each variant of the tagged unions."""
+    out: list[str] = []
+    for name, info in (model or Scenario).model_fields.items():
+        out.append(_join(prefix, name))
+        variants = _union_variants(info.annotation)
+        for sub in variants.values() if variants else [info.annotation]:
+            if isinstance(sub, type) and issubclass(sub, BaseModel):
+                out += [p for p in _schema_paths(sub, _join(prefix, name)) if p not in out]
+    return out
 
 
 # pydantic's constraint errors, said the way a scenario author thinks of them
@@ -354,7 +412,7 @@ _TYPE_ERRORS = {"float_type": "a number", "float_parsing": "a number", "int_type
                 "int_parsing": "a whole number", "int_from_float": "a whole number",
                 "bool_type": "true or false", "bool_parsing": "true or false", "string_type": "a string",
                 "list_type": "a list", "model_type": "a mapping of keys", "dict_type": "a mapping of keys",
-                "model_attributes_type": "a mapping of keys", "invalid_key": "a string key"}
+                "model_attributes_type": "a mapping of keys"}
 _NAME_PATTERN = "^[A-Za-z0-9._-]+$"
 
 
@@ -398,7 +456,7 @@ def _describe(exc: ValidationError, data: dict, source: str) -> str:
         elif kind == "literal_error":
             lines.append(f"{dotted}: must be one of {ctx['expected'].replace(' or ', ', ')} (got {_show(got)})")
         elif kind in _BOUND_TYPES or kind in _TYPE_ERRORS:
-            wanted = expected or _TYPE_ERRORS.get(kind) or f"{_BOUND_TYPES[kind]} {ctx[_BOUND_TYPES[kind]]}"
+            wanted = expected or _TYPE_ERRORS.get(kind) or "a number" + _bounds_text([ctx])
             lines.append(f"{dotted}: must be {wanted} (got {_show(got)})")
         elif kind in ("too_short", "too_long"):
             wanted = expected or f"a list of {ctx.get('min_length', ctx.get('max_length'))} items"
@@ -503,9 +561,11 @@ def _unwrap(annotation: Any) -> tuple[Any, list]:
 
 
 def _constraint(meta: list, name: str) -> Any:
+    """A bound (gt, ge, min_length...) from constraint objects or a pydantic error's ctx dict."""
     for m in meta:
-        if getattr(m, name, None) is not None:
-            return getattr(m, name)
+        value = m.get(name) if isinstance(m, dict) else getattr(m, name, None)
+        if value is not None:
+            return value
     return None
 
 
@@ -548,7 +608,7 @@ def _expected(ann: Any, meta: list) -> str | None:
     variants = _union_variants(ann)
     if variants:
         tag = next(iter(variants.values())).__pydantic_tag_key__
-        return f"a mapping with '{tag}: ' one of {', '.join(map(repr, variants))}"
+        return f"a mapping whose '{tag}' is one of {', '.join(map(repr, variants))}"
     if isinstance(ann, type) and issubclass(ann, BaseModel):
         return "a mapping with keys " + ", ".join(ann.model_fields)
     return None

@@ -1,0 +1,123 @@
+"""Every shipped scenario validates and runs in a tiny budget; its outputs read back."""
+
+import csv
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import pyvista as pv
+import torch
+import yaml
+
+from vefrac.cli import main
+from vefrac.config import load_scenario, validate_scenario
+from vefrac.runner import Run
+
+SCENARIOS = sorted(Path("scenarios").glob("*.yaml"))
+TINY = ["solver.load_steps=2", "solver.iterations=4", "solver.first_step_iterations=4", "solver.points=512",
+        "output.resolution=40", "output.snapshots=3", "solver.checkpoint_every=3",
+        "solver.cache_points_per_length=0.25", "network.fourier_features=16", "network.width=16"]
+
+
+def test_there_are_scenarios():
+    names = {p.stem for p in SCENARIOS}
+    assert {"square-mud", "dish-paste", "strip-elastic", "large-gpu"} <= names
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
+def test_scenario_validates_and_check_prints_it_resolved(path, capsys):
+    assert main(["check", str(path)]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert validate_scenario(printed) == load_scenario(path)
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
+def test_scenario_runs_in_a_tiny_budget_and_outputs_read_back(path, tmp_path):
+    out = tmp_path / "run"
+    sets = [a for kv in TINY for a in ("--set", kv)]
+    assert main(["run", str(path), "--out", str(out), "--device", "cpu", "--quiet", *sets]) == 0
+    for name in ("fields.pvd", "history.csv", "summary.json", "config.yaml", "checkpoint.pt", "cracks.png"):
+        assert (out / name).is_file(), name
+    reader = pv.PVDReader(str(out / "fields.pvd"))
+    assert reader.time_values == pytest.approx(np.linspace(0, load_scenario(path).shrinkage.t_end, 3).tolist())
+    for t in reader.time_values:
+        reader.set_active_time_value(t)
+        mesh = reader.read()[0]
+        for array in ("phi", "u", "G", "mask"):
+            assert array in mesh.point_data.keys()
+        assert mesh.point_data["u"].shape[1] == 3
+        phi = mesh.point_data["phi"]
+        assert np.isfinite(phi).all() and phi.min() >= 0 and phi.max() <= 1
+    rows = list(csv.DictReader(open(out / "history.csv")))
+    assert len(rows) == 3
+    assert {"t", "eps_s", "elastic", "surface", "substrate", "total", "crack_length"} <= set(rows[0])
+    summary = json.loads((out / "summary.json").read_text())
+    for key in ("wall_time_s", "device", "iterations", "vefrac_version"):
+        assert key in summary
+    for key in ("crack_length", "fragments", "mean_fragment_area"):
+        assert key in summary["final"]
+    # the resolved config reproduces the scenario it was run with
+    again = load_scenario(out / "config.yaml")
+    assert again == load_scenario(path, TINY).model_copy(update={"name": again.name})
+
+
+def test_resume_after_an_interruption_matches_an_uninterrupted_run(tmp_path):
+    scn = load_scenario("scenarios/square-mud.yaml", TINY + ["solver.load_steps=3"])
+    quiet = dict(device=torch.device("cpu"), log=lambda s: None)
+    Run(scn, tmp_path / "a", **quiet).execute()
+
+    def stop_at(count, terms):
+        if count >= 7:  # mid-step, after the checkpoint at iteration 3 of step 2
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        Run(scn, tmp_path / "b", progress=stop_at, **quiet).execute()
+    Run(scn, tmp_path / "b", resume=True, **quiet).execute()
+    a = pv.read(tmp_path / "a" / "fields_0002.vti").point_data
+    b = pv.read(tmp_path / "b" / "fields_0002.vti").point_data
+    for name in ("phi", "u"):
+        assert np.array_equal(a[name], b[name]), name
+    sa = json.loads((tmp_path / "a" / "summary.json").read_text())
+    sb = json.loads((tmp_path / "b" / "summary.json").read_text())
+    assert sa["final"] == sb["final"] and sa["iterations"] == sb["iterations"]
+
+
+def test_resume_refuses_a_checkpoint_of_another_scenario(tmp_path, capsys):
+    out = tmp_path / "run"
+    sets = [a for kv in TINY for a in ("--set", kv)]
+    assert main(["run", "scenarios/strip-elastic.yaml", "--out", str(out), "--quiet", *sets]) == 0
+    code = main(["run", "scenarios/strip-elastic.yaml", "--out", str(out), "--resume", "--quiet", *sets,
+                 "--set", "material.lame_mu=2.0"])
+    assert code == 2 and "different scenario" in capsys.readouterr().err
+
+
+def test_a_finished_run_is_not_overwritten_without_asking(tmp_path, capsys):
+    out = tmp_path / "run"
+    sets = [a for kv in TINY for a in ("--set", kv)]
+    assert main(["run", "scenarios/strip-elastic.yaml", "--out", str(out), "--quiet", *sets]) == 0
+    assert main(["run", "scenarios/strip-elastic.yaml", "--out", str(out), "--quiet", *sets]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(["run", "scenarios/strip-elastic.yaml", "--out", str(out), "--quiet", "--overwrite", *sets]) == 0
+
+
+@pytest.mark.skipif(shutil.which("pvpython") is None, reason="ParaView (pvpython) is not installed")
+def test_paraview_opens_the_time_series(tmp_path):
+    out = tmp_path / "run"
+    sets = [a for kv in TINY for a in ("--set", kv)]
+    assert main(["run", "scenarios/square-mud.yaml", "--out", str(out), "--quiet", *sets]) == 0
+    script = tmp_path / "open.py"
+    script.write_text(
+        "from paraview.simple import OpenDataFile, UpdatePipeline\n"
+        f"r = OpenDataFile({str(out / 'fields.pvd')!r})\n"
+        "print('TIMES', list(r.TimestepValues))\n"
+        "UpdatePipeline(time=r.TimestepValues[-1], proxy=r)\n"
+        "print('ARRAYS', sorted(r.PointData.keys()))\n")
+    res = subprocess.run(["pvpython", "--force-offscreen-rendering", str(script)], capture_output=True, text=True,
+                         timeout=300)
+    assert res.returncode == 0, res.stderr
+    times = eval(res.stdout.split("TIMES", 1)[1].splitlines()[0])
+    assert len(times) == 3
+    assert all(a in res.stdout for a in ("'phi'", "'u'", "'G'", "'mask'"))
