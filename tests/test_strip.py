@@ -36,3 +36,33 @@ def test_strip_reaches_the_analytic_solution_within_one_percent(tmp_path):
 def test_strip_error_shrinks_with_the_budget(tmp_path):
     errors = [strip_error(tmp_path / str(n), [f"solver.first_step_iterations={n}"]) for n in (50, 150, 600)]
     assert errors[0] > errors[1] > errors[2]
+
+
+def test_trained_energy_is_below_its_start_and_below_small_perturbations(tmp_path):
+    scn = load_scenario(SCENARIO, ["solver.first_step_iterations=200"])
+    run = Run(scn, tmp_path, device=torch.device("cpu"), log=lambda s: None)
+    x, w, t = run.trainer.draw(scn.shrinkage.t_end)  # one fixed draw to compare on
+    start = run.trainer.loss(x, w, t)[0].item()
+    run.execute()
+    trained = run.trainer.loss(x, w, t)[0].item()
+    # the exact minimum: the closed-form u_x in the energy, integrated finely (normalised like the loss)
+    m = scn.material
+    lam, mu, eta = m.lame_lambda, m.lame_mu, m.substrate_stiffness
+    eps, (length, height) = scn.shrinkage.t_end * scn.shrinkage.rate, scn.domain.size
+    ell = np.sqrt((lam + 2 * mu) / eta)
+    xs = np.linspace(-length / 2, length / 2, 20001)
+    amp = -(2 * (lam + mu) * eps / (lam + 2 * mu)) * ell / np.cosh(length / (2 * ell))
+    ux, dux = amp * np.sinh(xs / ell), amp * np.cosh(xs / ell) / ell
+    exx, eyy = dux + eps, eps
+    density = 0.5 * lam * (exx + eyy) ** 2 + mu * (exx**2 + eyy**2) + 0.5 * eta * ux**2
+    exact = np.trapezoid(density, xs) * height / run.problem.energy_scale
+    assert start == pytest.approx(1.0, rel=1e-5)  # u = 0 at the start: the uniform state
+    assert trained == pytest.approx(exact, rel=0.01) and exact < 0.9 * start
+    gen = torch.Generator().manual_seed(0)
+    params = list(run.model.parameters())
+    saved = [p.detach().clone() for p in params]
+    for _ in range(5):
+        with torch.no_grad():
+            for p, p0 in zip(params, saved):
+                p.copy_(p0 + 1e-2 * p0.abs().mean() * torch.randn(p.shape, generator=gen, dtype=p.dtype))
+        assert run.trainer.loss(x, w, t)[0].item() > trained
