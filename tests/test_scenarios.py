@@ -65,12 +65,13 @@ def test_scenario_runs_in_a_tiny_budget_and_outputs_read_back(path, tmp_path):
 
 
 def test_resume_after_an_interruption_matches_an_uninterrupted_run(tmp_path):
-    scn = load_scenario("scenarios/square-mud.yaml", TINY + ["solver.load_steps=3"])
+    scn = load_scenario("scenarios/square-mud.yaml", TINY + ["solver.load_steps=3", "solver.iterations=25",
+                                                             "solver.checkpoint_every=10"])
     quiet = dict(device=torch.device("cpu"), log=lambda s: None)
     Run(scn, tmp_path / "a", **quiet).execute()
 
     def stop_at(count, terms):
-        if count >= 7:  # mid-step, after the checkpoint at iteration 3 of step 2
+        if count >= 4 + 20:  # step 2, iteration 20: Ctrl-C checkpoints here, mid-step
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):

@@ -63,7 +63,8 @@ def _run(args, scn) -> int:
     import torch
     from tqdm import tqdm
 
-    from .runner import Run, default_out, pick_device, prepare_output
+    from .runner import Run, default_out, output_lock, pick_device, prepare_output
+    from .solve import planned_iterations
 
     device = pick_device(args.device)
     out = Path(args.out) if args.out else default_out(scn)
@@ -71,8 +72,7 @@ def _run(args, scn) -> int:
     if scn.solver.threads > 0:
         torch.set_num_threads(scn.solver.threads)
     interactive = sys.stderr.isatty() and not args.quiet
-    s = scn.solver
-    total = (s.first_step_iterations + (s.load_steps - 1) * s.iterations) if s.time == "space_time" else None
+    total = planned_iterations(scn)
     bar = tqdm(total=total, disable=not interactive, unit="it", dynamic_ncols=True, desc=scn.name)
 
     def progress(count: int, terms: dict) -> None:
@@ -87,8 +87,10 @@ def _run(args, scn) -> int:
 
     try:
         run = Run(scn, out, device=device, resume=args.resume, progress=progress, log=log)
-        summary = run.execute()
+        with output_lock(out):
+            summary = run.execute()
     except InputError:
+        bar.close()
         raise
     except KeyboardInterrupt:
         bar.close()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import io
-import json
 import os
 import platform
+import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -19,10 +21,11 @@ from .energy import Physics
 from .errors import InputError
 from .fields import build_toughness
 from .geometry import build_domain
-from .solve import (TERMS, FieldModel, Problem, Settings, State, Trainer, evaluate, refresh_cache,
+from .solve import (TERMS, FieldModel, Problem, State, Trainer, evaluate, refresh_cache, space_time_iterations,
                     step_times, trapezoid_weights)
 
 CHECKPOINT = "checkpoint.pt"
+OUTPUT_FILES = ("fields_*.vti", "fields.pvd", "history.csv", "summary.json", CHECKPOINT, "*.png", ".*.tmp")
 HISTORY_COLUMNS = ["t", "eps_s", "elastic", "surface", "substrate", "total", "crack_length",
                    "skeleton_length", "fragments", "median_phi"]
 
@@ -34,17 +37,6 @@ def build_problem(scn: config.Scenario) -> Problem:
                       fracture=fr.enabled, s=fr.length_scale, k_res=fr.residual_stiffness, model=fr.model)
     return Problem(physics=physics, domain=domain, toughness=build_toughness(fr.toughness, domain, seed=scn.seed),
                    rate=scn.shrinkage.rate, t_end=scn.shrinkage.t_end)
-
-
-def build_settings(scn: config.Scenario) -> Settings:
-    s, n = scn.solver, scn.network
-    return Settings(time=s.time, load_steps=s.load_steps, iterations=s.iterations,
-                    first_step_iterations=s.first_step_iterations, points=s.points, sampling=s.sampling,
-                    learning_rate=s.learning_rate, final_lr_fraction=s.final_lr_fraction,
-                    lbfgs_iterations=s.lbfgs_iterations, phi_bias=s.phi_bias,
-                    cache_points_per_length=s.cache_points_per_length, checkpoint_every=s.checkpoint_every,
-                    fourier_features=n.fourier_features, fourier_scale=n.fourier_scale,
-                    hidden_layers=n.hidden_layers, width=n.width, time_knots=n.time_knots)
 
 
 def pick_device(name: str) -> torch.device:
@@ -77,14 +69,14 @@ class Run:
         self.dtype = torch.float32 if scn.solver.dtype == "float32" else torch.float64
         self.problem = build_problem(scn)
         self.problem.toughness.to(device)
-        self.settings = build_settings(scn)
+        self.solver = scn.solver
         self.hash = config.scenario_hash(scn)
         init = torch.Generator().manual_seed(scn.seed)  # same networks on every device
-        space_time = self.settings.time == "space_time"
-        self.model = FieldModel(self.problem, self.settings, init, space_time=space_time).to(device, self.dtype)
+        self.model = FieldModel(self.problem, scn.network, init, space_time=scn.solver.time == "space_time",
+                                phi_bias=scn.solver.phi_bias).to(device, self.dtype)
         self.generator = torch.Generator(device=device).manual_seed(scn.seed + 1)
-        self.trainer = Trainer(self.problem, self.settings, generator=self.generator, dtype=self.dtype,
-                               model=self.model, progress=progress)
+        self.trainer = Trainer(self.problem, scn.solver, generator=self.generator, dtype=self.dtype,
+                               model=self.model, progress=progress, log=log)
         self.grid = self.problem.domain.grid(scn.output.resolution)
         self.snapshot_times = np.linspace(0.0, scn.shrinkage.t_end, scn.output.snapshots)
         self.state = State()
@@ -93,6 +85,7 @@ class Run:
         self.frames: list[tuple[float, np.ndarray, np.ndarray]] = []
         self.wall_before = 0.0
         self.counter = [0]
+        self.resumed = resume
         if resume:
             self._load_checkpoint()
 
@@ -170,15 +163,27 @@ class Run:
     def execute(self) -> dict:
         self.t0 = time.perf_counter()
         self.out.mkdir(parents=True, exist_ok=True)
+        ny, nx = self.grid.shape
+        per_snapshot = ny * nx * 8 * 12  # φ, u (3), G, mask, energy densities, in float64
+        check_writable(self.out, needed_bytes=2 * per_snapshot * (len(self.snapshot_times) + 2) + 50_000_000)
+        if not self.resumed:  # a fresh run (prepare_output allowed it): no file of an older run stays
+            for pattern in OUTPUT_FILES:
+                for old in self.out.glob(pattern):
+                    old.unlink()
         export.atomic_write_text(self.out / "config.yaml", config.dump_scenario(self.scn))
-        if self.settings.time == "space_time":
-            self._space_time()
-        else:
-            self._load_stepping()
+        try:
+            if self.solver.time == "space_time":
+                self._space_time()
+            else:
+                self._load_stepping()
+        except KeyboardInterrupt:  # Ctrl-C inside training: keep what the last check saw
+            if self.trainer.rewind(self.state):
+                self._checkpoint()
+            raise
         return self._finish()
 
     def _load_stepping(self) -> None:
-        s = self.settings
+        s = self.solver
         times = step_times(self.problem.t_end, s.load_steps, len(self.snapshot_times))
         snap_index = {int(np.argmin(np.abs(times - ts))): i for i, ts in enumerate(self.snapshot_times)}
         if self.state.step == 1 and self.state.iteration == 0 and 0 in snap_index:
@@ -196,16 +201,17 @@ class Run:
                                        **{f"loss_{key}": v for key, v in self.trainer.last_terms.items()}})
             if k in snap_index:  # outputs first, then the cache: else the increment counts twice
                 self._snapshot(snap_index[k], t)
-            refresh_cache(self.problem, self.model, t, s, device=self.device, dtype=self.dtype)
+            refresh_cache(self.problem, self.model, t, points_per_length=s.cache_points_per_length,
+                          device=self.device, dtype=self.dtype)
             self.state.step, self.state.iteration = k + 1, 0
             self._checkpoint()
             self.log(f"step {k}/{len(times) - 1}  t={t:.4g}  " +
                      "  ".join(f"{key}={v:.4g}" for key, v in self.trainer.last_terms.items()))
 
     def _space_time(self) -> None:
-        s = self.settings
+        s = self.solver
         if self.state.step == 1:
-            total = s.first_step_iterations + (s.load_steps - 1) * s.iterations
+            total = space_time_iterations(s)
             self.trainer.adam(t_value=None, n_iter=total, state=self.state, checkpoint=self._checkpoint,
                               counter=self.counter)
             self.trainer.lbfgs(t_value=None, n_iter=s.lbfgs_iterations)
@@ -230,13 +236,54 @@ class Run:
             "numpy_version": np.__version__, "python": platform.python_version(),
             "device": str(self.device) + (f" ({torch.cuda.get_device_name(self.device)})" if self.device.type == "cuda" else ""),
             "threads": torch.get_num_threads(), "wall_time_s": wall, "iterations": self.counter[0],
-            "time_treatment": self.settings.time, "scenario_hash": self.hash,
+            "time_treatment": self.solver.time, "scenario_hash": self.hash,
             "elastic_length": self.problem.physics.elastic_length,
-            "final": {"t": self.problem.t_end, **stats}, "steps": self.state.history,
+            "final": {"t": self.problem.t_end, **stats}, "blowups": self.state.blowups,
+            "steps": self.state.history,
         }
         export.write_json(self.out / "summary.json", summary)
         self._checkpoint()
         return summary
+
+
+@contextlib.contextmanager
+def output_lock(out: Path):
+    """Hold an exclusive lock on the output folder for the length of a run.
+
+    A second run into the same folder (a double click, a re-submitted job) is refused while the
+    first one lives; the lock is the kernel's (flock), so a killed run never leaves it stale.
+    """
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        handle = open(out / ".lock", "a+")
+    except OSError as exc:
+        raise InputError(f"output folder {str(out)!r} cannot be written: {exc.strerror or exc}") from None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise InputError(f"output folder {str(out)!r} is in use by another vefrac run; wait for it to "
+                         f"finish or choose another folder with --out") from None
+    try:
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+def check_writable(out: Path, *, needed_bytes: int) -> None:
+    """Fail before training when the folder cannot take the run's files."""
+    probe = out / ".write-test"
+    try:
+        probe.write_bytes(b"0" * 4096)
+        probe.unlink()
+    except OSError as exc:
+        raise InputError(f"output folder {str(out)!r} cannot be written: {exc.strerror or exc}") from None
+    free = shutil.disk_usage(out).free
+    if free < needed_bytes:
+        raise InputError(f"output folder {str(out)!r} has {free / 1e6:.0f} MB free; this run needs "
+                         f"about {needed_bytes / 1e6:.0f} MB (fewer output.snapshots or a lower "
+                         f"output.resolution need less)")
 
 
 def default_out(scn: config.Scenario) -> Path:

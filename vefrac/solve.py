@@ -12,6 +12,7 @@ So the same scenario written in other units trains the same way.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 from typing import Callable
@@ -20,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import config
 from .energy import Physics, crack_length_density, energy_densities
 from .fields import bilinear
 from .geometry import Domain, Grid
@@ -27,6 +29,12 @@ from .nets import FourierMLP, incremental_phase_field, space_time_phase_field
 from .sampling import Sampler
 
 TERMS = ("elastic", "surface", "substrate")
+GUARD_EVERY = 10  # iterations between checks for a non-finite energy
+MAX_BLOWUPS = 3
+
+
+class BlowUp(RuntimeError):
+    """Training kept producing non-finite energies: the run gives up (exit code 1)."""
 
 
 @dataclass(frozen=True)
@@ -49,35 +57,26 @@ class Problem:
         return 2 * (self.physics.lam + self.physics.mu) * self.eps_ref**2 * self.domain.area
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Numerical settings (validated scenario keys `network.*` and `solver.*`)."""
+def fourier_scale(network: config.Network, problem: Problem) -> float:
+    """Fourier scale in units of 1/L: 0.1·L/s (≥ 2) resolves crack bands of width ~s."""
+    if network.fourier_scale is not None:
+        return network.fourier_scale
+    if not problem.physics.fracture:
+        return 2.0
+    return max(2.0, 0.1 * problem.domain.length / problem.physics.s)
 
-    time: str = "load_stepping"
-    load_steps: int = 16
-    iterations: int = 120
-    first_step_iterations: int = 400
-    points: int = 8192
-    sampling: str = "stratified"
-    learning_rate: float = 2e-3
-    final_lr_fraction: float = 0.1
-    lbfgs_iterations: int = 0
-    phi_bias: float = -6.0
-    cache_points_per_length: float = 3.0
-    checkpoint_every: int = 500
-    fourier_features: int = 128
-    fourier_scale: float | None = None
-    hidden_layers: int = 3
-    width: int = 64
-    time_knots: int = 16
 
-    def scale(self, problem: Problem) -> float:
-        """Fourier scale in units of 1/L: 0.1·L/s (≥ 2) resolves crack bands of width ~s."""
-        if self.fourier_scale is not None:
-            return self.fourier_scale
-        if not problem.physics.fracture:
-            return 2.0
-        return max(2.0, 0.1 * problem.domain.length / problem.physics.s)
+def space_time_iterations(solver: config.Solver) -> int:
+    """The space-time budget: as many iterations as load stepping would take."""
+    return solver.first_step_iterations + (solver.load_steps - 1) * solver.iterations
+
+
+def planned_iterations(scn: config.Scenario) -> int:
+    """Adam iterations a run will take (for progress bars)."""
+    if scn.solver.time == "space_time":
+        return space_time_iterations(scn.solver)
+    steps = len(step_times(scn.shrinkage.t_end, scn.solver.load_steps, scn.output.snapshots)) - 1
+    return scn.solver.first_step_iterations + (steps - 1) * scn.solver.iterations
 
 
 # ----------------------------------------------------------------------------- models
@@ -89,7 +88,8 @@ class FieldModel(nn.Module):
     fields(x (N, 2), t (N,)) -> u (N, 2), ∇u (N, 2, 2) [∂u_i/∂x_j], φ (N,) or None, ∇φ (N, 2) or None.
     """
 
-    def __init__(self, problem: Problem, settings: Settings, generator: torch.Generator, *, space_time: bool):
+    def __init__(self, problem: Problem, network: config.Network, generator: torch.Generator, *,
+                 space_time: bool, phi_bias: float):
         super().__init__()
         dom = problem.domain
         self.center = dom.center
@@ -98,16 +98,16 @@ class FieldModel(nn.Module):
         self.t_end = problem.t_end
         self.space_time = space_time
         periods = tuple(size / dom.length if p else None for size, p in zip(dom.size, dom.periodic))
-        common = dict(features=settings.fourier_features, scale=settings.scale(problem),
-                      hidden_layers=settings.hidden_layers, width=settings.width, periods=periods)
+        common = dict(features=network.fourier_features, scale=fourier_scale(network, problem),
+                      hidden_layers=network.hidden_layers, width=network.width, periods=periods)
         self.u_net = FourierMLP(out=2, generator=generator, extra=1 if space_time else 0, **common)
         self.u_net.reset_output(0.0)  # start from u = 0: the uniform state, not a random strain
         self.phi_net = None
         if problem.physics.fracture:
-            out = settings.time_knots if space_time else 1
+            out = network.time_knots if space_time else 1
             self.phi_net = FourierMLP(out=out, generator=generator, **common)
-            self.phi_net.reset_output(settings.phi_bias)
-            k = settings.time_knots
+            self.phi_net.reset_output(phi_bias)
+            k = network.time_knots
             self.register_buffer("knots", (torch.arange(k, dtype=torch.float64) + 0.5) / k)
             self.knot_width = 0.5 / k
         # load stepping: φ of the previous step on a grid, channels (φ, ∂φ/∂x, ∂φ/∂y)
@@ -166,7 +166,8 @@ class State:
     iteration: int = 0
     optimizer: dict | None = None
     history: list = field(default_factory=list)  # per-step records
-    snapshots_done: int = 0
+    lr_scale: float = 1.0  # lowered after each blow-up
+    blowups: list = field(default_factory=list)
 
 
 def step_times(t_end: float, load_steps: int, snapshots: int) -> np.ndarray:
@@ -180,13 +181,16 @@ class Trainer:
     """Runs Adam (then optional L-BFGS) on the sampled energy, with callbacks for progress,
     snapshots and checkpoints. All randomness comes from `generator`."""
 
-    def __init__(self, problem: Problem, settings: Settings, *, generator: torch.Generator, dtype: torch.dtype,
-                 model: FieldModel, progress: Callable[[int, dict], None] | None = None):
-        self.problem, self.settings, self.generator, self.dtype = problem, settings, generator, dtype
+    def __init__(self, problem: Problem, solver: config.Solver, *, generator: torch.Generator, dtype: torch.dtype,
+                 model: FieldModel, progress: Callable[[int, dict], None] | None = None,
+                 log: Callable[[str], None] = lambda line: None):
+        self.problem, self.solver, self.generator, self.dtype = problem, solver, generator, dtype
         self.model = model
-        self.sampler = Sampler(problem.domain, n=settings.points, kind=settings.sampling, generator=generator,
+        self.sampler = Sampler(problem.domain, n=solver.points, kind=solver.sampling, generator=generator,
                                dtype=dtype)
         self.progress = progress or (lambda it, terms: None)
+        self.log = log
+        self.good: dict | None = None  # the last state known to be finite, while inside adam
         self.last_terms: dict[str, float] = {}
 
     def loss(self, x: torch.Tensor, w: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -205,32 +209,80 @@ class Trainer:
 
     def adam(self, *, t_value: float | None, n_iter: int, state: State,
              checkpoint: Callable[[State], None], counter: list[int]) -> None:
-        """Adam from state.iteration to n_iter with a cosine learning rate schedule."""
-        s = self.settings
+        """Adam from state.iteration to n_iter with a cosine learning rate schedule.
+
+        A non-finite energy is caught within `GUARD_EVERY` iterations (the check costs one host
+        sync per window, not one per iteration): the run rolls back to the last good state,
+        halves the learning rate and goes on; after `MAX_BLOWUPS` such events it gives up.
+        """
+        s = self.solver
         params = [p for p in self.model.parameters() if p.requires_grad]
         opt = torch.optim.Adam(params, lr=s.learning_rate)
         if state.optimizer is not None:
             opt.load_state_dict(state.optimizer)
-        terms = torch.zeros(3, dtype=self.dtype, device=self.generator.device)
-        for it in range(state.iteration, n_iter):
+        device = self.generator.device
+        terms = torch.zeros(3, dtype=self.dtype, device=device)
+        bad = torch.zeros((), dtype=torch.bool, device=device)
+        self.good = good = self._remember(opt, state.iteration)
+        it = state.iteration
+        while it < n_iter:
             frac = s.final_lr_fraction + (1 - s.final_lr_fraction) * 0.5 * (1 + math.cos(math.pi * it / n_iter))
             for group in opt.param_groups:
-                group["lr"] = s.learning_rate * frac
+                group["lr"] = s.learning_rate * frac * state.lr_scale
             x, w, t = self.draw(t_value)
             loss, terms = self.loss(x, w, t)
+            bad |= ~torch.isfinite(loss)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            counter[0] += 1
-            state.iteration = it + 1
-            if counter[0] % 10 == 0 or it + 1 == n_iter:
-                self.last_terms = dict(zip(TERMS, terms.tolist()))
-                self.progress(counter[0], self.last_terms)
-            if (it + 1) % s.checkpoint_every == 0 and it + 1 < n_iter:
-                state.optimizer = opt.state_dict()
+            it += 1
+            if it % GUARD_EVERY and it != n_iter:
+                continue
+            if bad.item():
+                it = self._roll_back(opt, good, state, t_value)
+                bad.zero_()
+                continue
+            previous = good["iteration"]
+            counter[0] += it - previous
+            state.iteration = it
+            self.good = good = self._remember(opt, it)
+            self.last_terms = dict(zip(TERMS, terms.tolist()))
+            self.progress(counter[0], self.last_terms)
+            if it // s.checkpoint_every > previous // s.checkpoint_every and it < n_iter:
+                state.optimizer = good["optimizer"]
                 checkpoint(state)
         state.optimizer = None
-        self.last_terms = dict(zip(TERMS, terms.tolist()))
+        self.good = None
+
+    def rewind(self, state: State) -> bool:
+        """After an interruption inside `adam`: put the model, sampler and state back to the last
+        checked iteration, so that a checkpoint written now is consistent. False if not in adam."""
+        if self.good is None:
+            return False
+        self.model.load_state_dict(self.good["model"])
+        self.generator.set_state(self.good["generator"])
+        state.iteration, state.optimizer = self.good["iteration"], self.good["optimizer"]
+        return True
+
+    def _remember(self, opt: torch.optim.Optimizer, iteration: int) -> dict:
+        """A copy of everything a rollback restores."""
+        return {"iteration": iteration, "model": copy.deepcopy(self.model.state_dict()),
+                "optimizer": copy.deepcopy(opt.state_dict()), "generator": self.generator.get_state()}
+
+    def _roll_back(self, opt: torch.optim.Optimizer, good: dict, state: State, t_value) -> int:
+        state.lr_scale *= 0.5
+        event = {"t": t_value, "iteration": good["iteration"], "lr_scale": state.lr_scale}
+        state.blowups.append(event)
+        if len(state.blowups) > MAX_BLOWUPS:
+            raise BlowUp(f"the energy became non-finite {len(state.blowups)} times (last near t = {t_value}, "
+                         f"iteration {good['iteration']} of the step) even after lowering the learning rate "
+                         f"to {state.lr_scale:.3g} of its value; lower solver.learning_rate or check the scenario")
+        self.model.load_state_dict(good["model"])
+        opt.load_state_dict(good["optimizer"])
+        self.generator.set_state(good["generator"])
+        self.log(f"non-finite energy near t = {t_value}: rolled back to iteration {good['iteration']} "
+                 f"of the step, learning rate now {state.lr_scale:.3g} of its value")
+        return good["iteration"]
 
     def lbfgs(self, *, t_value: float | None, n_iter: int) -> None:
         """L-BFGS polish on one fixed draw of points (a deterministic objective)."""
@@ -288,12 +340,13 @@ def trapezoid_weights(grid: Grid) -> np.ndarray:
 
 
 @torch.no_grad()
-def refresh_cache(problem: Problem, model: FieldModel, t: float, settings: Settings, *, device, dtype) -> None:
+def refresh_cache(problem: Problem, model: FieldModel, t: float, *, points_per_length: float, device,
+                  dtype) -> None:
     """Store the current φ and ∇φ on the cache grid: the next step's lower bound."""
     if model.phi_net is None:
         return
     if model.cache_grid is None:
-        res = int(math.ceil(problem.domain.length * settings.cache_points_per_length / problem.physics.s)) + 1
+        res = int(math.ceil(problem.domain.length * points_per_length / problem.physics.s)) + 1
         model.cache_grid = problem.domain.grid(max(res, 16))
     fields = evaluate(problem, model, model.cache_grid.points(), t, device=device, dtype=dtype)
     ny, nx = model.cache_grid.shape

@@ -1,0 +1,91 @@
+"""Long runs survive kills and blow-ups: SIGKILL + resume, injected non-finite energies."""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import pyvista as pv
+
+import vefrac.solve as solve
+from vefrac.cli import main
+
+TINY = ["solver.load_steps=3", "solver.iterations=60", "solver.first_step_iterations=60", "solver.points=512",
+        "output.resolution=40", "output.snapshots=4", "solver.checkpoint_every=20",
+        "solver.cache_points_per_length=0.25", "network.fourier_features=16", "network.width=16"]
+SETS = [a for kv in TINY for a in ("--set", kv)]
+
+
+def vefrac(*args):
+    return subprocess.Popen([sys.executable, "-m", "vefrac", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def test_sigkill_then_resume_gives_the_uninterrupted_result(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    whole = vefrac("run", "scenarios/square-mud.yaml", "--out", str(a), "--quiet", *SETS)
+    victim = vefrac("run", "scenarios/square-mud.yaml", "--out", str(b), "--quiet", *SETS)
+    deadline = time.time() + 120
+    while not ((b / "fields_0001.vti").exists() and (b / "checkpoint.pt").exists()):
+        assert victim.poll() is None, victim.communicate()
+        assert time.time() < deadline
+        time.sleep(0.05)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    assert not (b / "summary.json").exists()  # it really died mid-run
+    # what it wrote so far still opens: the collection lists only finished snapshots
+    reader = pv.PVDReader(str(b / "fields.pvd"))
+    assert len(reader.time_values) >= 2
+    resumed = vefrac("run", "scenarios/square-mud.yaml", "--out", str(b), "--resume", "--quiet", *SETS)
+    assert resumed.wait(timeout=300) == 0, resumed.communicate()
+    assert whole.wait(timeout=300) == 0, whole.communicate()
+    for i in range(4):
+        pa = pv.read(a / f"fields_{i:04d}.vti").point_data
+        pb = pv.read(b / f"fields_{i:04d}.vti").point_data
+        for name in ("phi", "u"):
+            assert np.array_equal(pa[name], pb[name]), (i, name)
+    sa, sb = (json.loads((d / "summary.json").read_text()) for d in (a, b))
+    assert sa["final"] == sb["final"]
+    assert not list(b.glob(".*.tmp"))  # no temporary file left behind by the kill
+
+
+def inject_nan(monkeypatch, *, calls):
+    """Make energy_terms return a NaN elastic density on the given call numbers."""
+    real = solve.energy_terms
+    count = [0]
+
+    def faulty(*args, **kwargs):
+        out = real(*args, **kwargs)
+        count[0] += 1
+        if count[0] in calls:
+            out["elastic"] = out["elastic"] * math.nan
+        return out
+
+    monkeypatch.setattr(solve, "energy_terms", faulty)
+
+
+def test_a_transient_blowup_is_rolled_back_and_reported(tmp_path, monkeypatch, capsys):
+    inject_nan(monkeypatch, calls={75})
+    out = tmp_path / "run"
+    assert main(["run", "scenarios/square-mud.yaml", "--out", str(out), *SETS]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(summary["blowups"]) == 1 and summary["blowups"][0]["lr_scale"] == 0.5
+    assert summary["iterations"] == 60 * 3
+    assert "rolled back" in capsys.readouterr().err
+
+
+def test_a_persistent_blowup_gives_up_with_exit_code_1_and_no_nan_in_outputs(tmp_path, monkeypatch, capsys):
+    inject_nan(monkeypatch, calls=set(range(75, 10_000)))
+    out = tmp_path / "run"
+    assert main(["run", "scenarios/square-mud.yaml", "--out", str(out), "--quiet", *SETS]) == 1
+    err = capsys.readouterr().err
+    assert "non-finite" in err and "Traceback" not in err
+    for vti in out.glob("*.vti"):
+        for name, values in pv.read(vti).point_data.items():
+            assert np.isfinite(values).all(), (vti, name)
+    assert not (out / "summary.json").exists()
