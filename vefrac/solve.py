@@ -97,6 +97,7 @@ class FieldModel(nn.Module):
         self.eps_ref = problem.eps_ref
         self.t_end = problem.t_end
         self.space_time = space_time
+        self.fracture = problem.physics.fracture
         periods = tuple(size / dom.length if p else None for size, p in zip(dom.size, dom.periodic))
         common = dict(features=network.fourier_features, scale=fourier_scale(network, problem),
                       hidden_layers=network.hidden_layers, width=network.width, periods=periods)
@@ -315,8 +316,8 @@ def evaluate(problem: Problem, model: FieldModel, points: np.ndarray, t: float, 
         tt = x.new_full((x.shape[0],), t)
         if t == 0.0:  # the unloaded state is exactly u = 0, φ = 0
             d = {"u": torch.zeros_like(x), "grad_u": x.new_zeros((x.shape[0], 2, 2)),
-                 "phi": x.new_zeros(x.shape[0]) if model.phi_net is not None else None,
-                 "grad_phi": torch.zeros_like(x) if model.phi_net is not None else None}
+                 "phi": x.new_zeros(x.shape[0]) if model.fracture else None,
+                 "grad_phi": torch.zeros_like(x) if model.fracture else None}
             d |= {k: x.new_zeros(x.shape[0]) for k in TERMS}
         else:
             d = energy_terms(problem, model, x, tt)
@@ -343,7 +344,7 @@ def trapezoid_weights(grid: Grid) -> np.ndarray:
 def refresh_cache(problem: Problem, model: FieldModel, t: float, *, points_per_length: float, device,
                   dtype) -> None:
     """Store the current φ and ∇φ on the cache grid: the next step's lower bound."""
-    if model.phi_net is None:
+    if not model.fracture:
         return
     if model.cache_grid is None:
         res = int(math.ceil(problem.domain.length * points_per_length / problem.physics.s)) + 1
