@@ -89,3 +89,36 @@ def test_a_persistent_blowup_gives_up_with_exit_code_1_and_no_nan_in_outputs(tmp
         for name, values in pv.read(vti).point_data.items():
             assert np.isfinite(values).all(), (vti, name)
     assert not (out / "summary.json").exists()
+
+
+def test_a_second_run_into_a_busy_folder_is_refused(tmp_path, capsys):
+    from vefrac.runner import output_lock
+
+    out = tmp_path / "run"
+    with output_lock(out):  # as if another run were writing there
+        assert main(["run", "scenarios/square-mud.yaml", "--out", str(out), "--quiet", *SETS]) == 2
+    assert "in use by another vefrac run" in capsys.readouterr().err
+    assert not (out / "fields.pvd").exists()
+
+
+def test_an_unwritable_output_location_fails_before_training(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert main(["run", "scenarios/square-mud.yaml", "--out", str(blocker / "run"), "--quiet", *SETS]) == 2
+    err = capsys.readouterr().err
+    assert "cannot be written" in err and "Traceback" not in err
+
+
+def test_ctrl_c_stops_cleanly_with_a_checkpoint_to_resume_from(tmp_path):
+    out = tmp_path / "run"
+    proc = vefrac("run", "scenarios/square-mud.yaml", "--out", str(out), *SETS)
+    deadline = time.time() + 120
+    while not (out / "fields_0001.vti").exists():
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "--resume" in err and "Traceback" not in err
+    resumed = vefrac("run", "scenarios/square-mud.yaml", "--out", str(out), "--resume", "--quiet", *SETS)
+    assert resumed.wait(timeout=300) == 0
+    assert (out / "summary.json").is_file()
