@@ -39,7 +39,8 @@ def test_scenario_runs_in_a_tiny_budget_and_outputs_read_back(path, tmp_path):
     out = tmp_path / "run"
     sets = [a for kv in TINY for a in ("--set", kv)]
     assert main(["run", str(path), "--out", str(out), "--device", "cpu", "--quiet", *sets]) == 0
-    for name in ("fields.pvd", "history.csv", "summary.json", "config.yaml", "checkpoint.pt", "cracks.png"):
+    for name in ("fields.pvd", "history.csv", "summary.json", "config.yaml", "checkpoint.pt", "cracks.png",
+                 "cracks_over_G.png", "energy.png", "crack_density.png", "fragment_areas.png", "junction_angles.png"):
         assert (out / name).is_file(), name
     reader = pv.PVDReader(str(out / "fields.pvd"))
     assert reader.time_values == pytest.approx(np.linspace(0, load_scenario(path).shrinkage.t_end, 3).tolist())
@@ -122,3 +123,19 @@ def test_paraview_opens_the_time_series(tmp_path):
     times = eval(res.stdout.split("TIMES", 1)[1].splitlines()[0])
     assert len(times) == 3
     assert all(a in res.stdout for a in ("'phi'", "'u'", "'G'", "'mask'"))
+
+
+def test_compare_prints_both_runs_and_writes_the_picture(tmp_path, capsys):
+    sets = [a for kv in TINY for a in ("--set", kv)]
+    for name, seed in (("a", 0), ("b", 1)):
+        assert main(["run", "scenarios/square-mud.yaml", "--out", str(tmp_path / name), "--quiet", *sets,
+                     "--set", f"seed={seed}"]) == 0
+    capsys.readouterr()
+    picture = tmp_path / "ab.png"
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--picture", str(picture)]) == 0
+    out = capsys.readouterr().out
+    for stat in ("crack_length", "skeleton_length", "fragments", "mean_fragment_area", "first_crack_t", "wall_time_s"):
+        assert stat in out
+    assert picture.stat().st_size > 1000
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "missing")]) == 2
+    assert "missing" in capsys.readouterr().err

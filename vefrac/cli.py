@@ -2,6 +2,7 @@
 
     vefrac run SCENARIO.yaml [--out DIR] [--set KEY.PATH=VALUE ...] [--device auto|cpu|cuda] [--resume]
     vefrac check SCENARIO.yaml [--set ...]
+    vefrac compare RUN_A RUN_B [--picture FILE.png]
 
 Exit codes: 0 success; 2 bad input (one message naming the key or file); 1 a failure while running.
 """
@@ -38,6 +39,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bar or step log")
     check = sub.add_parser("check", help="validate a scenario and print it fully resolved")
     scenario_args(check)
+    cmp = sub.add_parser("compare", help="compare two finished runs: statistics side by side and a picture")
+    cmp.add_argument("run_a", help="output folder of the first run (the reference, say)")
+    cmp.add_argument("run_b", help="output folder of the second run")
+    cmp.add_argument("--picture", default="compare.png", help="side-by-side PNG to write (default: compare.png)")
     return p
 
 
@@ -47,6 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # argparse has printed its usage message
         return int(exc.code or 0)
     try:
+        if args.command == "compare":
+            from .compare import compare
+
+            print(compare(args.run_a, args.run_b, picture=args.picture))
+            print(f"picture: {args.picture}")
+            return 0
         from .config import dump_scenario, load_scenario
 
         scn = load_scenario(args.scenario, args.overrides)

@@ -302,19 +302,32 @@ def plot_crack_series(path, frames, *, extent, title=None) -> Path:
     if not frames:
         return _no_data(path, title)
     picks = [frames[k] for k in _series_indices(len(frames))]
-    ncols = min(len(picks), 3)
-    nrows = math.ceil(len(picks) / ncols)
+    return _phi_panels(path, [(f"t = {float(t):.4g}", phi, mask, extent) for t, phi, mask in picks], title)
+
+
+def plot_side_by_side(path, panels, *, title=None) -> Path:
+    """PNG of crack patterns next to each other: panels = [(label, phi, mask, extent), ...]."""
+    panels = list(panels)
+    if not panels:
+        return _no_data(path, title)
+    return _phi_panels(path, panels, title, ncols=len(panels))
+
+
+def _phi_panels(path, panels, title, *, ncols=3) -> Path:
+    """φ maps (0 white, 1 black, grey outside the mask) in a grid of panels with one colour bar."""
+    ncols = min(len(panels), ncols)
+    nrows = math.ceil(len(panels) / ncols)
     fig = _new_figure(3.2 * ncols + 0.8, 3.2 * nrows + (0.4 if title else 0.0))
     axes = fig.subplots(nrows, ncols, squeeze=False)
     cmap = _greyed_outside("gray_r")
     image = None
-    for ax in axes.ravel()[len(picks) :]:
+    for ax in axes.ravel()[len(panels) :]:
         ax.set_axis_off()
-    for ax, (t, phi, mask) in zip(axes.ravel(), picks):
+    for ax, (label, phi, mask, extent) in zip(axes.ravel(), panels):
         shown = np.ma.masked_array(np.asarray(phi, dtype=float), mask=~np.asarray(mask, dtype=bool))
         image = ax.imshow(shown, cmap=cmap, vmin=0.0, vmax=1.0, origin="lower", extent=extent)
         ax.set_aspect("equal")
-        ax.set_title(f"t = {float(t):.4g}")
+        ax.set_title(label, fontsize=9)
     fig.colorbar(image, ax=axes, label="φ", shrink=0.8)
     if title:
         fig.suptitle(title)

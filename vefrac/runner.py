@@ -141,6 +141,7 @@ class Run:
         grad_phi = np.where(inside[:, None], f["grad_phi"], 0.0).reshape(ny, nx, 2)
         stats = analysis.crack_statistics(phi, mask=mask, spacing=self.grid.spacing, s=self.problem.physics.s,
                                           grad_phi=grad_phi)
+        stats["crack_length"] = float((w * f["crack_density"]).sum())  # the model's own functional, G = 1
         u3 = np.zeros((ny * nx, 3))
         u3[:, :2] = np.where(inside[:, None], f["u"], 0.0)
         arrays = {"phi": phi, "u": u3.reshape(ny, nx, 3), "G": f["G"].reshape(ny, nx), "mask": mask.astype(np.uint8)}
@@ -231,14 +232,26 @@ class Run:
                                      mask=self.last_arrays["mask"].astype(bool), field=self.last_arrays["G"],
                                      extent=extent, field_label="G (toughness)")
         export.plot_history(self.out / "energy.png", self.rows)
+        area = self.problem.domain.area
+        export.plot_crack_density(self.out / "crack_density.png", [r["t"] for r in self.rows],
+                                  [r["skeleton_length"] / area for r in self.rows])
+        phi, mask, s = self.last_arrays["phi"], self.last_arrays["mask"].astype(bool), self.problem.physics.s
+        cells = analysis.fragments(phi, mask=mask, spacing=self.grid.spacing, min_area=(4 * s) ** 2)
+        export.plot_histogram(self.out / "fragment_areas.png", cells.areas, xlabel="fragment area")
+        angles = analysis.junctions(phi, mask=mask, spacing=self.grid.spacing, arm_length=10 * s).all_angles()
+        export.plot_histogram(self.out / "junction_angles.png", angles, xlabel="angle between crack arms (°)",
+                              bins=36, marks=(90, 120))
+        cracked = [r["t"] for r in self.rows if r["skeleton_length"] > 0]
         summary = {
             "name": self.scn.name, "vefrac_version": __version__, "torch_version": torch.__version__,
             "numpy_version": np.__version__, "python": platform.python_version(),
             "device": str(self.device) + (f" ({torch.cuda.get_device_name(self.device)})" if self.device.type == "cuda" else ""),
             "threads": torch.get_num_threads(), "wall_time_s": wall, "iterations": self.counter[0],
-            "time_treatment": self.solver.time, "scenario_hash": self.hash,
+            "backend": self.solver.backend, "time_treatment": self.solver.time, "scenario_hash": self.hash,
             "elastic_length": self.problem.physics.elastic_length,
-            "final": {"t": self.problem.t_end, **stats}, "blowups": self.state.blowups,
+            "final": {"t": self.problem.t_end, **stats}, "first_crack_t": cracked[0] if cracked else None,
+            "fragment_areas": sorted(cells.areas.tolist()), "junction_angles": sorted(np.asarray(angles).tolist()),
+            "blowups": self.state.blowups,
             "steps": self.state.history,
         }
         export.write_json(self.out / "summary.json", summary)
