@@ -196,7 +196,7 @@ class Network(_Strict):
 
 
 class Solver(_Strict):
-    backend: Literal["pinn"] = "pinn"
+    backend: Literal["pinn", "fem"] = "pinn"
     time: Literal["load_stepping", "space_time"] = "load_stepping"
     load_steps: Annotated[int, Field(ge=1, le=10000)] = 16
     iterations: Annotated[int, Field(ge=1, le=10_000_000)] = 120
@@ -213,6 +213,17 @@ class Solver(_Strict):
     dtype: Literal["float32", "float64"] = "float32"
 
 
+class Fem(_Strict):
+    """The finite-element reference backend (solver.backend: fem), see vefrac/fem.py."""
+
+    points_per_length: PositiveFloat = 2.0
+    elements_per_length: Annotated[int, Field(ge=2, le=100000)] = 200
+    tolerance: PositiveFloat = 1.0e-3
+    max_iterations: Annotated[int, Field(ge=1, le=1_000_000)] = 500
+    acceleration: Literal["overrelaxation", "none"] = "overrelaxation"
+    relaxation: Annotated[float, Field(ge=1, lt=2)] = 1.5
+
+
 class Scenario(_Strict):
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9._-]+$")] = "scenario"
     seed: Annotated[int, Field(ge=0, lt=2**63)] = 0
@@ -223,6 +234,7 @@ class Scenario(_Strict):
     output: Output = Output()
     network: Network = Network()
     solver: Solver = Solver()
+    fem: Fem = Fem()
 
 
 # ----------------------------------------------------------------------------- loading

@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from . import __version__, analysis, config, export
+from . import __version__, analysis, config, export, fem
 from .energy import Physics
 from .errors import InputError
 from .fields import build_toughness
@@ -65,18 +65,29 @@ class Run:
 
     def __init__(self, scn: config.Scenario, out: Path, *, device: torch.device, resume: bool = False,
                  progress: Callable[[int, dict], None] | None = None, log: Callable[[str], None] = print):
+        self.fem = scn.solver.backend == "fem"
+        if self.fem:  # scipy's sparse solvers: the CPU, in float64
+            device = torch.device("cpu")
         self.scn, self.out, self.device, self.log = scn, Path(out), device, log
-        self.dtype = torch.float32 if scn.solver.dtype == "float32" else torch.float64
+        self.dtype = torch.float32 if scn.solver.dtype == "float32" and not self.fem else torch.float64
         self.problem = build_problem(scn)
         self.problem.toughness.to(device)
         self.solver = scn.solver
         self.hash = config.scenario_hash(scn)
-        init = torch.Generator().manual_seed(scn.seed)  # same networks on every device
-        self.model = FieldModel(self.problem, scn.network, init, space_time=scn.solver.time == "space_time",
-                                phi_bias=scn.solver.phi_bias).to(device, self.dtype)
+        self.counter = [0]
         self.generator = torch.Generator(device=device).manual_seed(scn.seed + 1)
-        self.trainer = Trainer(self.problem, scn.solver, generator=self.generator, dtype=self.dtype,
-                               model=self.model, progress=progress, log=log)
+        if self.fem:  # the finite-element reference: a Q1 solution instead of networks
+            h = fem.element_size(scn.fem, self.problem.domain, s=self.problem.physics.s,
+                                 fracture=self.problem.physics.fracture)
+            self.model = fem.FemModel(fem.build_mesh(self.problem.domain, h=h), fracture=self.problem.physics.fracture)
+            self.trainer = fem.Staggered(self.problem, scn.fem, self.model, counter=self.counter, progress=progress,
+                                         log=log)
+        else:
+            init = torch.Generator().manual_seed(scn.seed)  # same networks on every device
+            self.model = FieldModel(self.problem, scn.network, init, space_time=scn.solver.time == "space_time",
+                                    phi_bias=scn.solver.phi_bias).to(device, self.dtype)
+            self.trainer = Trainer(self.problem, scn.solver, generator=self.generator, dtype=self.dtype,
+                                   model=self.model, progress=progress, log=log)
         self.grid = self.problem.domain.grid(scn.output.resolution)
         self.snapshot_times = np.linspace(0.0, scn.shrinkage.t_end, scn.output.snapshots)
         self.state = State()
@@ -84,7 +95,6 @@ class Run:
         self.pvd: list[tuple[float, str]] = []
         self.frames: list[tuple[float, np.ndarray, np.ndarray]] = []
         self.wall_before = 0.0
-        self.counter = [0]
         self.resumed = resume
         if resume:
             self._load_checkpoint()
@@ -173,7 +183,9 @@ class Run:
                     old.unlink()
         export.atomic_write_text(self.out / "config.yaml", config.dump_scenario(self.scn))
         try:
-            if self.solver.time == "space_time":
+            if self.fem:
+                self._fem()
+            elif self.solver.time == "space_time":
                 self._space_time()
             else:
                 self._load_stepping()
@@ -208,6 +220,26 @@ class Run:
             self._checkpoint()
             self.log(f"step {k}/{len(times) - 1}  t={t:.4g}  " +
                      "  ".join(f"{key}={v:.4g}" for key, v in self.trainer.last_terms.items()))
+
+    def _fem(self) -> None:
+        """Load stepping with the finite-element reference: one staggered solve per step."""
+        times = step_times(self.problem.t_end, self.solver.load_steps, len(self.snapshot_times))
+        snap_index = {int(np.argmin(np.abs(times - ts))): i for i, ts in enumerate(self.snapshot_times)}
+        if self.state.step == 1 and 0 in snap_index:
+            self._snapshot(snap_index[0], 0.0)
+        for k in range(self.state.step, len(times)):
+            r = self.trainer.solve_step(float(times[k]))
+            if k in snap_index:
+                self._snapshot(snap_index[k], r.t)
+            self.state.history.append({"step": k, "t": r.t, "iterations": r.iterations, "converged": r.converged,
+                                       "residual": r.residual, "seconds": r.seconds, "energy": r.energies[-1],
+                                       "newton_iterations": r.newton_iterations, "qp_fallbacks": r.qp_fallbacks})
+            self.state.step, self.state.iteration = k + 1, 0
+            self._checkpoint()
+            self.log(f"step {k}/{len(times) - 1}  t={r.t:.4g}  staggered iterations={r.iterations}  "
+                     f"max|dphi|={r.residual:.2g}  energy={r.energies[-1]:.6g}"
+                     + ("" if r.converged else f"  NOT CONVERGED (fem.max_iterations={self.scn.fem.max_iterations}, "
+                                               f"fem.tolerance={self.scn.fem.tolerance})"))
 
     def _space_time(self) -> None:
         s = self.solver
