@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import io
-import os
 import platform
 import shutil
 import time
@@ -332,4 +331,4 @@ def check_writable(out: Path, *, needed_bytes: int) -> None:
 
 
 def default_out(scn: config.Scenario) -> Path:
-    return Path(os.environ.get("VEFRAC_OUTPUTS", "outputs")) / scn.name
+    return Path("outputs") / scn.name
