@@ -221,7 +221,7 @@ class Fem(_Strict):
     tolerance: PositiveFloat = 1.0e-3
     max_iterations: Annotated[int, Field(ge=1, le=1_000_000)] = 500
     acceleration: Literal["overrelaxation", "none"] = "overrelaxation"
-    relaxation: Annotated[float, Field(ge=1, lt=2)] = 1.5
+    relaxation: Annotated[float, Field(ge=1, lt=2)] = 1.8
 
 
 class Scenario(_Strict):
@@ -238,6 +238,17 @@ class Scenario(_Strict):
 
 
 # ----------------------------------------------------------------------------- loading
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading 1e-3 as a number as YAML 1.2 does (YAML 1.1 wants 1.0e-3)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
 
 _TAGS = {"domain": "shape", "toughness": "kind"}
 
@@ -256,7 +267,7 @@ def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ())
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"scenario file {str(path)!r} cannot be read: {exc}") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_Loader)
     except Exception as exc:  # PyYAML raises YAMLError, and ValueError etc. from its constructors
         where = getattr(exc, "problem_mark", None)
         at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
@@ -290,7 +301,7 @@ def apply_override(data: dict, item: str) -> None:
     if not sep or not key:
         raise InputError(f"--set {item!r}: expected KEY.PATH=VALUE, e.g. --set material.lame_mu=2.0")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else raw
+        value = yaml.load(raw, Loader=_Loader) if raw.strip() else raw
     except Exception:  # not YAML (or a YAML constructor error): take the text as it is
         value = raw
     parts = key.split(".")
