@@ -10,6 +10,7 @@ Exit codes: 0 success; 2 bad input (one message naming the key or file); 1 a fai
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import traceback
@@ -82,7 +83,8 @@ def _run(args, scn) -> int:
     prepare_output(out, resume=args.resume, overwrite=args.overwrite)
     if scn.solver.threads > 0:
         torch.set_num_threads(scn.solver.threads)
-    interactive = sys.stderr.isatty() and not args.quiet
+    rank, device = _join_torchrun(device)
+    interactive = sys.stderr.isatty() and not args.quiet and rank == 0
     total = planned_iterations(scn)
     bar = tqdm(total=total, disable=not interactive, unit="it", dynamic_ncols=True, desc=scn.name)
 
@@ -91,6 +93,8 @@ def _run(args, scn) -> int:
         bar.set_postfix({k[:4]: f"{v:.3g}" for k, v in terms.items()}, refresh=False)
 
     def log(line: str) -> None:
+        if rank:
+            return
         if interactive:
             bar.write(line)
         elif not args.quiet:
@@ -98,7 +102,7 @@ def _run(args, scn) -> int:
 
     try:
         run = Run(scn, out, device=device, resume=args.resume, progress=progress, log=log)
-        with output_lock(out):
+        with output_lock(out) if rank == 0 else contextlib.nullcontext():
             summary = run.execute()
     except InputError:
         bar.close()
@@ -115,8 +119,29 @@ def _run(args, scn) -> int:
         print(f"vefrac: run failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     bar.close()
+    if rank:
+        return 0
     final = summary["final"]
     print(f"{scn.name}: {final['fragments']} fragments, crack length {final['skeleton_length']:.3g} "
           f"(skeleton), {summary['wall_time_s']:.0f} s on {summary['device']}\n"
           f"open {out / 'fields.pvd'} in ParaView; picture: {out / 'cracks.png'}")
     return 0
+
+
+def _join_torchrun(device):
+    """Under torchrun (WORLD_SIZE > 1): join the process group; returns (rank, this rank's device).
+
+    NCCL on GPUs (one per local rank), gloo on CPUs; the usual torchrun rendezvous variables
+    (MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE, LOCAL_RANK) say where the others are.
+    """
+    import torch
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0, device
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), device

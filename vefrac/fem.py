@@ -347,6 +347,7 @@ class Staggered:
                 G = problem.toughness(pts.to(dev)).double().cpu().numpy()
             self.G = G.reshape(-1, 4)
         self._start: tuple | None = None
+        self._lu: spla.SuperLU | None = None
 
     # -------------------------------------------------------------- fields at Gauss points
 
@@ -397,8 +398,8 @@ class Staggered:
             if it == max_newton:
                 break
             K = self.u_pattern.assemble(C.reshape(len(C), 36) @ self.BB + self.substrate.ravel())
-            step = factor(K).solve(-residual)
-            slope = residual @ step
+            step = self._solve_u(K, -residual)
+            slope = np.dot(residual, step)
             alpha = 1.0
             while alpha > 1e-8:  # Armijo backtracking: ψ is convex, the full step nearly always passes
                 trial = U + alpha * step
@@ -409,6 +410,18 @@ class Staggered:
                 return U, it, np.abs(residual).max() <= 1e-6 * scale
             U = trial
         return U, max_newton, False
+
+    def _solve_u(self, K: sp.csr_matrix, rhs: np.ndarray) -> np.ndarray:
+        """K x = rhs. Conjugate gradients preconditioned by the step's last factorisation of K
+        (K changes little between staggered iterations); a fresh factorisation when CG needs more
+        than a few iterations."""
+        if self._lu is not None:
+            precond = spla.LinearOperator(K.shape, matvec=self._lu.solve, dtype=np.float64)
+            x, info = spla.cg(K, rhs, rtol=1e-13, atol=0.0, maxiter=12, M=precond)
+            if info == 0:
+                return x
+        self._lu = factor(K)
+        return self._lu.solve(rhs)
 
     def _u_terms(self, U, g, eps_s, *, tangent: bool):
         """Energy (elastic + substrate), residual (n_u,), tangent per Gauss point (E, 4, 3, 3)."""
@@ -454,6 +467,7 @@ class Staggered:
         m, model, fem = self.mesh, self.model, self.fem
         eps_s = self.problem.rate * t
         self._start = (model.u.clone(), model.phi.clone(), model.phi_prev.clone(), self.counter[0])
+        self._lu = None  # nothing carried from one step to the next: a resumed run repeats it exactly
         U = m.dofs(model.u.cpu().numpy()).ravel()
         Phi = m.dofs(model.phi.cpu().numpy()) if model.fracture else None
         U, newton, ok = self.u_step(U, Phi, eps_s)
@@ -503,7 +517,7 @@ class Staggered:
         candidate = np.clip(phi + self.fem.relaxation * (target - phi), lb, 1.0)
 
         def q(x):
-            return 0.5 * x @ (A @ x) - b @ x
+            return np.dot(0.5 * (A @ x) - b, x)  # np.dot: 1-D `@` is far slower here
 
         return candidate if q(candidate) <= q(phi) else target
 
@@ -562,7 +576,7 @@ def box_qp(A: sp.csr_matrix, b: np.ndarray, lb: np.ndarray, ub: np.ndarray, x0: 
         lam = A @ x - b
         lam[free] = 0.0
     start = np.clip(x, lb, ub)
-    res = scipy.optimize.minimize(lambda y: (0.5 * y @ (A @ y) - b @ y, A @ y - b), start, jac=True,
+    res = scipy.optimize.minimize(lambda y: (np.dot(0.5 * (A @ y) - b, y), A @ y - b), start, jac=True,
                                   method="L-BFGS-B", bounds=np.stack([lb, ub], 1),
                                   options={"maxiter": 10000, "ftol": 1e-15, "gtol": 1e-12})
     return np.clip(res.x, lb, ub), False

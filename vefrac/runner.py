@@ -14,6 +14,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
 from . import __version__, analysis, config, export, fem
 from .energy import Physics
@@ -74,7 +75,9 @@ class Run:
         self.solver = scn.solver
         self.hash = config.scenario_hash(scn)
         self.counter = [0]
-        self.generator = torch.Generator(device=device).manual_seed(scn.seed + 1)
+        # under torchrun each rank samples its own stream; only rank 0 writes
+        self.rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+        self.generator = torch.Generator(device=device).manual_seed(scn.seed + 1 + 1_000_003 * self.rank)
         if self.fem:  # the finite-element reference: a Q1 solution instead of networks
             h = fem.element_size(scn.fem, self.problem.domain, s=self.problem.physics.s,
                                  fracture=self.problem.physics.fracture)
@@ -101,6 +104,8 @@ class Run:
     # ------------------------------------------------------------------ checkpoints
 
     def _checkpoint(self, state: State | None = None) -> None:
+        if self.rank:
+            return
         state = state or self.state
         payload = {
             "hash": self.hash, "version": __version__, "model": self.model.state_dict(),
@@ -132,6 +137,8 @@ class Run:
         self.model.load_state_dict(weights)
         self.model.cache = cache
         self.generator.set_state(payload["generator"].cpu())
+        if self.rank:  # the checkpoint holds rank 0's stream: other ranks start fresh ones
+            self.generator.manual_seed(self.scn.seed + 1 + 1_000_003 * self.rank + payload["counter"])
         self.state = State(**payload["state"])
         self.rows, self.pvd, self.frames = payload["rows"], payload["pvd"], payload["frames"]
         self.wall_before, self.counter[0] = payload["wall"], payload["counter"]
@@ -140,6 +147,8 @@ class Run:
     # ------------------------------------------------------------------ snapshots
 
     def _snapshot(self, index: int, t: float) -> None:
+        if self.rank:
+            return
         f = evaluate(self.problem, self.model, self.grid.points(), t, device=self.device, dtype=self.dtype)
         ny, nx = self.grid.shape
         inside = f["inside"]
@@ -172,15 +181,8 @@ class Run:
 
     def execute(self) -> dict:
         self.t0 = time.perf_counter()
-        self.out.mkdir(parents=True, exist_ok=True)
-        ny, nx = self.grid.shape
-        per_snapshot = ny * nx * 8 * 12  # φ, u (3), G, mask, energy densities, in float64
-        check_writable(self.out, needed_bytes=2 * per_snapshot * (len(self.snapshot_times) + 2) + 50_000_000)
-        if not self.resumed:  # a fresh run (prepare_output allowed it): no file of an older run stays
-            for pattern in OUTPUT_FILES:
-                for old in self.out.glob(pattern):
-                    old.unlink()
-        export.atomic_write_text(self.out / "config.yaml", config.dump_scenario(self.scn))
+        if self.rank == 0:
+            self._prepare_folder()
         try:
             if self.fem:
                 self._fem()
@@ -254,7 +256,20 @@ class Run:
         for i, t in enumerate(self.snapshot_times):
             self._snapshot(i, float(t))
 
+    def _prepare_folder(self) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        ny, nx = self.grid.shape
+        per_snapshot = ny * nx * 8 * 12  # φ, u (3), G, mask, energy densities, in float64
+        check_writable(self.out, needed_bytes=2 * per_snapshot * (len(self.snapshot_times) + 2) + 50_000_000)
+        if not self.resumed:  # a fresh run (prepare_output allowed it): no file of an older run stays
+            for pattern in OUTPUT_FILES:
+                for old in self.out.glob(pattern):
+                    old.unlink()
+        export.atomic_write_text(self.out / "config.yaml", config.dump_scenario(self.scn))
+
     def _finish(self) -> dict:
+        if self.rank:
+            return {}
         wall = self.wall_before + time.perf_counter() - self.t0
         stats = self.last_stats
         extent = self.grid.extent
@@ -277,7 +292,8 @@ class Run:
             "name": self.scn.name, "vefrac_version": __version__, "torch_version": torch.__version__,
             "numpy_version": np.__version__, "python": platform.python_version(),
             "device": str(self.device) + (f" ({torch.cuda.get_device_name(self.device)})" if self.device.type == "cuda" else ""),
-            "threads": torch.get_num_threads(), "wall_time_s": wall, "iterations": self.counter[0],
+            "threads": torch.get_num_threads(), "processes": dist.get_world_size() if self.rank == 0 and
+            dist.is_available() and dist.is_initialized() else 1, "wall_time_s": wall, "iterations": self.counter[0],
             "backend": self.solver.backend, "time_treatment": self.solver.time, "scenario_hash": self.hash,
             "elastic_length": self.problem.physics.elastic_length,
             "final": {"t": self.problem.t_end, **stats}, "first_crack_t": cracked[0] if cracked else None,

@@ -19,6 +19,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from . import config
@@ -115,6 +116,10 @@ class FieldModel(nn.Module):
         self.cache_grid: Grid | None = None
         self.register_buffer("cache", None)
 
+    def forward(self, x: torch.Tensor, t: torch.Tensor):
+        """Same as `fields`: lets DistributedDataParallel wrap the model."""
+        return self.fields(x, t)
+
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
         return (x - x.new_tensor(self.center)) / self.length
 
@@ -147,9 +152,11 @@ class FieldModel(nn.Module):
         return bilinear(self.cache, x, origin=self.cache_grid.origin, spacing=self.cache_grid.spacing)
 
 
-def energy_terms(problem: Problem, model: FieldModel, x: torch.Tensor, t: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Energy densities at (x, t): 'elastic', 'surface', 'substrate' (N,) and the fields."""
-    u, grad_u, phi, grad_phi = model.fields(x, t)
+def energy_terms(problem: Problem, model, x: torch.Tensor, t: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Energy densities at (x, t): 'elastic', 'surface', 'substrate' (N,) and the fields.
+
+    model: anything with `fields(x, t)`, or a module whose forward is that (a DDP wrapper)."""
+    u, grad_u, phi, grad_phi = (model.fields if hasattr(model, "fields") else model)(x, t)
     G = problem.toughness(x) if phi is not None else None
     dens = energy_densities(problem.physics, u=u, grad_u=grad_u, phi=phi, grad_phi=grad_phi,
                             G=G, eps_s=problem.rate * t)
@@ -187,8 +194,14 @@ class Trainer:
                  log: Callable[[str], None] = lambda line: None):
         self.problem, self.solver, self.generator, self.dtype = problem, solver, generator, dtype
         self.model = model
-        self.sampler = Sampler(problem.domain, n=solver.points, kind=solver.sampling, generator=generator,
-                               dtype=dtype)
+        # under torchrun: every rank draws its share of the points from its own stream, and
+        # DistributedDataParallel averages the gradients (the mean of unbiased estimates)
+        self.world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+        self.net = model
+        if self.world > 1:
+            self.net = nn.parallel.DistributedDataParallel(model, broadcast_buffers=False)
+        self.sampler = Sampler(problem.domain, n=max(1, solver.points // self.world), kind=solver.sampling,
+                               generator=generator, dtype=dtype)
         self.progress = progress or (lambda it, terms: None)
         self.log = log
         self.good: dict | None = None  # the last state known to be finite, while inside adam
@@ -196,7 +209,7 @@ class Trainer:
 
     def loss(self, x: torch.Tensor, w: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Normalised energy and its three terms (3,) detached."""
-        dens = energy_terms(self.problem, self.model, x, t)
+        dens = energy_terms(self.problem, self.net, x, t)
         parts = torch.stack([(w * dens[k]).sum() for k in TERMS]) / self.problem.energy_scale
         return parts.sum(), parts.detach()
 
@@ -239,7 +252,7 @@ class Trainer:
             it += 1
             if it % GUARD_EVERY and it != n_iter:
                 continue
-            if bad.item():
+            if self._any_rank(bool(bad.item())):  # every rank must take the same branch
                 it = self._roll_back(opt, good, state, t_value)
                 bad.zero_()
                 continue
@@ -264,6 +277,14 @@ class Trainer:
         self.generator.set_state(self.good["generator"])
         state.iteration, state.optimizer = self.good["iteration"], self.good["optimizer"]
         return True
+
+    def _any_rank(self, flag: bool) -> bool:
+        """True if `flag` is true on any rank (one small all-reduce under torchrun)."""
+        if self.world == 1:
+            return flag
+        value = torch.tensor([int(flag)], device=self.generator.device)
+        dist.all_reduce(value, op=dist.ReduceOp.MAX)
+        return bool(value.item())
 
     def _remember(self, opt: torch.optim.Optimizer, iteration: int) -> dict:
         """A copy of everything a rollback restores."""
@@ -298,6 +319,10 @@ class Trainer:
             opt.zero_grad(set_to_none=True)
             loss, _ = self.loss(x, w, t)
             loss.backward()
+            if self.world > 1:  # the same loss on every rank, so every rank takes the same step
+                loss = loss.detach().clone()
+                dist.all_reduce(loss)
+                loss /= self.world
             return loss
 
         opt.step(closure)
