@@ -66,3 +66,18 @@ def test_trained_energy_is_below_its_start_and_below_small_perturbations(tmp_pat
             for p, p0 in zip(params, saved):
                 p.copy_(p0 + 1e-2 * p0.abs().mean() * torch.randn(p.shape, generator=gen, dtype=p.dtype))
         assert run.trainer.loss(x, w, t)[0].item() > trained
+
+
+def test_chunked_gradients_equal_the_whole_batch(tmp_path):
+    grads = []
+    for chunk in (100000, 300):
+        scn = load_scenario("scenarios/square-mud.yaml", ["solver.dtype=float64", "solver.points=2048",
+                                                          f"solver.chunk_points={chunk}"])
+        run = Run(scn, tmp_path, device=torch.device("cpu"), log=lambda s: None)
+        x, w, t = run.trainer.draw(0.05)
+        loss, terms = run.trainer.backward(x, w, t)
+        grads.append((loss, [p.grad.clone() for p in run.model.parameters()]))
+    (l1, g1), (l2, g2) = grads
+    torch.testing.assert_close(l1, l2, rtol=1e-12, atol=0)
+    for a, b in zip(g1, g2):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-14)

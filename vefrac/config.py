@@ -211,6 +211,7 @@ class Solver(_Strict):
     threads: Annotated[int, Field(ge=0, le=1024)] = 1
     checkpoint_every: Annotated[int, Field(ge=1)] = 500
     dtype: Literal["float32", "float64"] = "float32"
+    chunk_points: Annotated[int, Field(ge=64, le=1 << 26)] = 65536
 
 
 class Fem(_Strict):

@@ -347,7 +347,6 @@ class Staggered:
                 G = problem.toughness(pts.to(dev)).double().cpu().numpy()
             self.G = G.reshape(-1, 4)
         self._start: tuple | None = None
-        self._lu: spla.SuperLU | None = None
 
     # -------------------------------------------------------------- fields at Gauss points
 
@@ -398,7 +397,7 @@ class Staggered:
             if it == max_newton:
                 break
             K = self.u_pattern.assemble(C.reshape(len(C), 36) @ self.BB + self.substrate.ravel())
-            step = self._solve_u(K, -residual)
+            step = factor(K).solve(-residual)
             slope = np.dot(residual, step)
             alpha = 1.0
             while alpha > 1e-8:  # Armijo backtracking: ψ is convex, the full step nearly always passes
@@ -410,18 +409,6 @@ class Staggered:
                 return U, it, np.abs(residual).max() <= 1e-6 * scale
             U = trial
         return U, max_newton, False
-
-    def _solve_u(self, K: sp.csr_matrix, rhs: np.ndarray) -> np.ndarray:
-        """K x = rhs. Conjugate gradients preconditioned by the step's last factorisation of K
-        (K changes little between staggered iterations); a fresh factorisation when CG needs more
-        than a few iterations."""
-        if self._lu is not None:
-            precond = spla.LinearOperator(K.shape, matvec=self._lu.solve, dtype=np.float64)
-            x, info = spla.cg(K, rhs, rtol=1e-13, atol=0.0, maxiter=12, M=precond)
-            if info == 0:
-                return x
-        self._lu = factor(K)
-        return self._lu.solve(rhs)
 
     def _u_terms(self, U, g, eps_s, *, tangent: bool):
         """Energy (elastic + substrate), residual (n_u,), tangent per Gauss point (E, 4, 3, 3)."""
@@ -467,7 +454,6 @@ class Staggered:
         m, model, fem = self.mesh, self.model, self.fem
         eps_s = self.problem.rate * t
         self._start = (model.u.clone(), model.phi.clone(), model.phi_prev.clone(), self.counter[0])
-        self._lu = None  # nothing carried from one step to the next: a resumed run repeats it exactly
         U = m.dofs(model.u.cpu().numpy()).ravel()
         Phi = m.dofs(model.phi.cpu().numpy()) if model.fracture else None
         U, newton, ok = self.u_step(U, Phi, eps_s)

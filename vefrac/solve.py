@@ -12,6 +12,7 @@ So the same scenario written in other units trains the same way.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 from dataclasses import dataclass, field
@@ -213,6 +214,26 @@ class Trainer:
         parts = torch.stack([(w * dens[k]).sum() for k in TERMS]) / self.problem.energy_scale
         return parts.sum(), parts.detach()
 
+    def backward(self, x: torch.Tensor, w: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Accumulate the gradient of the loss over chunks of `solver.chunk_points` points, so the
+        point count is limited by time, not memory. Returns the loss and its terms, detached."""
+        size = self.solver.chunk_points
+        if x.shape[0] <= size:
+            loss, terms = self.loss(x, w, t)
+            loss.backward()
+            return loss.detach(), terms
+        terms = x.new_zeros(3)
+        starts = range(0, x.shape[0], size)
+        for start in starts:
+            last = start + size >= x.shape[0]
+            # under DDP, all-reduce the gradients once, after the last chunk
+            sync = contextlib.nullcontext() if last or self.world == 1 else self.net.no_sync()
+            with sync:
+                loss, part = self.loss(x[start:start + size], w[start:start + size], t[start:start + size])
+                loss.backward()
+            terms += part
+        return terms.sum(), terms
+
     def draw(self, t_value: float | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         x, w = self.sampler()
         if t_value is None:  # space-time: a uniform time per point
@@ -244,10 +265,9 @@ class Trainer:
             for group in opt.param_groups:
                 group["lr"] = s.learning_rate * frac * state.lr_scale
             x, w, t = self.draw(t_value)
-            loss, terms = self.loss(x, w, t)
-            bad |= ~torch.isfinite(loss)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            loss, terms = self.backward(x, w, t)
+            bad |= ~torch.isfinite(loss)
             opt.step()
             it += 1
             if it % GUARD_EVERY and it != n_iter:
@@ -317,8 +337,7 @@ class Trainer:
 
         def closure():
             opt.zero_grad(set_to_none=True)
-            loss, _ = self.loss(x, w, t)
-            loss.backward()
+            loss, _ = self.backward(x, w, t)
             if self.world > 1:  # the same loss on every rank, so every rank takes the same step
                 loss = loss.detach().clone()
                 dist.all_reduce(loss)
