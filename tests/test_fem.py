@@ -145,7 +145,7 @@ def test_fields_interpolate_the_nodal_values_and_stay_finite_off_the_layer():
 # ----------------------------------------------------------------------------- the staggered scheme
 
 
-COARSE = ["solver.backend=fem", "fem.points_per_length=1", "solver.load_steps=5", "output.snapshots=2"]
+COARSE = ["solver.backend=fem", "fem.points_per_length=1", "domain.size=[0.7, 0.7]", "solver.load_steps=5", "output.snapshots=2"]
 
 
 def test_energy_never_rises_over_staggered_iterations_and_damage_only_grows():
@@ -241,8 +241,12 @@ def test_resume_after_an_interruption_matches_an_uninterrupted_run(tmp_path):
 
 @pytest.mark.slow
 def test_crack_statistics_settle_under_h_refinement(tmp_path):
-    """A 0.5 × 0.5 mud square (s = 0.02, ℓe ≈ 0.17) at h = s/2, s/3, s/4: the crack pattern's
-    statistics at t_end change less from s/3 to s/4 than from s/2 to s/3."""
+    """A 0.5 × 0.5 mud square (s = 0.02, ℓe ≈ 0.17) at h = s/2, s/3, s/4: the same fragments, the
+    crack skeleton within 5%, and the AT2 crack-length functional (which Q1 overestimates by O(h/s))
+    changing less from s/3 to s/4 than from s/2 to s/3.
+
+    Measured (2-core CPU): skeleton 0.856, 0.864, 0.878; fragments 3, 3, 3; crack_length 1.163,
+    1.108, 1.082; 229, 203, 284 staggered iterations; 8, 23, 67 s."""
     rows = []
     for per_s in (2, 3, 4):
         scn = load_scenario("scenarios/square-mud.yaml", [
@@ -255,6 +259,7 @@ def test_crack_statistics_settle_under_h_refinement(tmp_path):
     print("\nh      skeleton_length  fragments  crack_length  staggered_iterations  wall_s")
     for per_s, skel, frags, crack, its, wall in rows:
         print(f"s/{per_s}   {skel:15.3f}  {frags:9d}  {crack:12.3f}  {its:20d}  {wall:6.0f}")
-    skel = np.array([r[1] for r in rows])
-    assert abs(skel[2] - skel[1]) <= abs(skel[1] - skel[0]) + 0.05 * skel[2]
-    assert abs(rows[2][2] - rows[1][2]) <= 1
+    skel, crack = np.array([r[1] for r in rows]), np.array([r[3] for r in rows])
+    assert rows[0][2] == rows[1][2] == rows[2][2]
+    assert abs(skel[2] - skel[1]) <= 0.05 * skel[2] and abs(skel[1] - skel[0]) <= 0.05 * skel[2]
+    assert abs(crack[2] - crack[1]) < abs(crack[1] - crack[0])

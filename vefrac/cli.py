@@ -85,7 +85,7 @@ def _run(args, scn) -> int:
         torch.set_num_threads(scn.solver.threads)
     rank, device = _join_torchrun(device)
     interactive = sys.stderr.isatty() and not args.quiet and rank == 0
-    total = planned_iterations(scn)
+    total = planned_iterations(scn) if scn.solver.backend == "pinn" else None  # fem: unknown in advance
     bar = tqdm(total=total, disable=not interactive, unit="it", dynamic_ncols=True, desc=scn.name)
 
     def progress(count: int, terms: dict) -> None:

@@ -4,7 +4,9 @@ A PINN run can be checked against this solver: it minimises the discrete version
 
     E(u, φ) = ∫ g(φ) W+(εe) + W−(εe) + surface(φ, ∇φ; G, s) + η/2 |u|² dx,   εe = sym ∇u + εs I
 
-(energy.py's functions, the same split, the same G(x) realisation for the same seed).
+with energy.py's densities (mirrored in numpy by `split_densities`; tests pin the two together,
+and the stress and tangent to autograd of energy.split_energy), the same split, and the same G(x)
+realisation for the same seed (problem.toughness at the Gauss points).
 
 Discretisation. A structured grid of bilinear (Q1) quadrilaterals over the domain's bounding
 box, spacing h = s / fem.points_per_length (fracture off: the longest side / fem.elements_per_length).
@@ -19,16 +21,25 @@ Load stepping. At each time, alternate minimisation (staggered scheme):
   of the principal strains). A semi-smooth Newton iteration uses the exact stress and, at each
   Gauss point, the tangent of the branch the strain is on (for `spectral`, the spectral-function
   Hessian with the divided difference (ψ'(e1) − ψ'(e2))/(e1 − e2) for the rotation part), with an
-  Armijo backtracking on E_h; for `amor` it ends when the sign pattern stops changing (the exact
-  minimiser of a piecewise quadratic). The split is never replaced by an isotropic degradation.
+  Armijo backtracking on E_h, until the nodal residual is below 1e-10 of the force the shrinkage
+  stress puts on an edge node. For `amor` (piecewise quadratic) one step from the right sign
+  pattern is exact, so it usually takes one or two. The split is never replaced by an isotropic
+  degradation.
 - φ-step: minimise E_h over φ, u fixed, subject to φ_prev ≤ φ ≤ 1 (φ_prev: the state at the end
   of the previous load step; AT1's φ ≥ 0 follows from φ_prev ≥ 0). For AT2 and AT1 this is a
   convex quadratic programme with box constraints, solved exactly by a primal–dual active-set
   method (sparse direct solves on the free nodes); irreversibility is the bound itself, not a
   history field. L-BFGS-B takes over in the rare case the active sets cycle.
-- iterate until max|Δφ| < fem.tolerance (at most fem.max_iterations φ-steps). Acceleration:
-  over-relaxation φ ← P(φ + ω(φ̃ − φ)) of the φ-step's answer φ̃, kept only when it does not raise
-  the φ-step's objective, so E_h never increases from one iteration to the next.
+- iterate until the φ-step changes φ by less than fem.tolerance (max over nodes), at most
+  fem.max_iterations φ-steps; the converged state is then that φ-step's answer and its u-step.
+  A step that reaches the cap is reported (StepResult.converged False). Acceleration:
+  over-relaxation φ ← P(φ + ω(φ̃ − φ)) of the φ-step's answer φ̃ (P: projection on the bounds),
+  kept only when it does not raise the φ-step's objective, so E_h never increases from one
+  iteration to the next. ω = 1.8 cut the iterations of square-mud by half; Anderson acceleration
+  did not help (see `Staggered._accelerate`).
+
+Mesh dependence: like any phase-field discretisation the crack energy per unit length exceeds G
+by O(h/s), so h ≤ s/2 is the default; tests/test_fem.py has an h-refinement study.
 
 `FemModel` holds the nodal solution (buffers, so checkpoints carry it) and answers
 `fields(x, t)` with the Q1 interpolation, like solve.FieldModel.
@@ -217,7 +228,8 @@ def split_densities(exx: np.ndarray, eyy: np.ndarray, gam: np.ndarray, *, lam: f
                     split: str) -> tuple[np.ndarray, np.ndarray]:
     """(W+, W−) of energy.split_energy, in numpy (tests pin the two together), γ = 2εxy.
 
-    numpy, not torch, in the solver's inner loop: small element-wise ops, no thread start-up.
+    numpy, not torch: the inner loop is many small element-wise operations, where torch's thread
+    pool can cost more than the arithmetic (1000× on a loaded 2-core machine).
     """
     tr = exx + eyy
     if split == "amor":

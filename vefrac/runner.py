@@ -67,6 +67,8 @@ class Run:
                  progress: Callable[[int, dict], None] | None = None, log: Callable[[str], None] = print):
         self.fem = scn.solver.backend == "fem"
         if self.fem:  # scipy's sparse solvers: the CPU, in float64
+            if device.type != "cpu":
+                log(f"the fem backend runs on the CPU (scipy sparse solvers), not on {device}")
             device = torch.device("cpu")
         self.scn, self.out, self.device, self.log = scn, Path(out), device, log
         self.dtype = torch.float32 if scn.solver.dtype == "float32" and not self.fem else torch.float64
