@@ -28,10 +28,14 @@ class GridField(torch.nn.Module):
         super().__init__()
         self.register_buffer("values", torch.as_tensor(values, dtype=torch.float64))
         self.origin, self.spacing = origin, spacing
+        self._cast: dict = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (N, 2). Returns (N,) values in x's dtype."""
-        return bilinear(self.values.to(x.dtype), x, origin=self.origin, spacing=self.spacing)
+        key = (x.dtype, x.device)
+        if self._cast.get("key") != key:  # convert the grid once, not at every iteration
+            self._cast = {"key": key, "values": self.values.to(device=x.device, dtype=x.dtype)}
+        return bilinear(self._cast["values"], x, origin=self.origin, spacing=self.spacing)
 
 
 class RandomFeatureField(torch.nn.Module):

@@ -95,6 +95,7 @@ class FieldModel(nn.Module):
         super().__init__()
         dom = problem.domain
         self.center = dom.center
+        self.register_buffer("center_t", torch.tensor(dom.center, dtype=torch.float64), persistent=False)
         self.length = dom.length
         self.eps_ref = problem.eps_ref
         self.t_end = problem.t_end
@@ -122,7 +123,7 @@ class FieldModel(nn.Module):
         return self.fields(x, t)
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - x.new_tensor(self.center)) / self.length
+        return (x - self.center_t) / self.length
 
     def fields(self, x: torch.Tensor, t: torch.Tensor):
         xh = self.normalise(x)
