@@ -34,8 +34,13 @@ def test_strip_reaches_the_analytic_solution_within_one_percent(tmp_path):
 
 @pytest.mark.slow
 def test_strip_error_shrinks_with_the_budget(tmp_path):
-    errors = [strip_error(tmp_path / str(n), [f"solver.first_step_iterations={n}"]) for n in (50, 150, 600)]
-    assert errors[0] > errors[1] > errors[2]
+    # the budget is points and iterations together: at a fixed point count the error stalls at the
+    # Monte-Carlo noise floor that count sets (measured: 0.54 % at 50 and 0.55 % at 150 iterations)
+    budgets = [(128, 40), (512, 150), (2048, 600)]
+    errors = [strip_error(tmp_path / str(n), [f"solver.points={n}", f"solver.first_step_iterations={it}"])
+              for n, it in budgets]
+    assert errors[0] > 2 * errors[1] > 2 * 1.5 * errors[2]
+    assert errors[2] <= 0.01
 
 
 def test_trained_energy_is_below_its_start_and_below_small_perturbations(tmp_path):
