@@ -41,6 +41,7 @@ def test_sigkill_then_resume_gives_the_uninterrupted_result(tmp_path):
     # what it wrote so far still opens: the collection lists only finished snapshots
     reader = pv.PVDReader(str(b / "fields.pvd"))
     assert len(reader.time_values) >= 2
+    (b / ".checkpoint.pt.abc123.tmp").write_bytes(b"half")  # as if killed inside a write
     resumed = vefrac("run", "scenarios/square-mud.yaml", "--out", str(b), "--resume", "--quiet", *SETS)
     assert resumed.wait(timeout=300) == 0, resumed.communicate()
     assert whole.wait(timeout=300) == 0, whole.communicate()
@@ -51,7 +52,7 @@ def test_sigkill_then_resume_gives_the_uninterrupted_result(tmp_path):
             assert np.array_equal(pa[name], pb[name]), (i, name)
     sa, sb = (json.loads((d / "summary.json").read_text()) for d in (a, b))
     assert sa["final"] == sb["final"]
-    assert not list(b.glob(".*.tmp"))  # no temporary file left behind by the kill
+    assert not list(b.glob(".*.tmp"))  # the resumed run removed what the killed one half-wrote
 
 
 def inject_nan(monkeypatch, *, calls):

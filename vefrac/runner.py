@@ -263,10 +263,11 @@ class Run:
         ny, nx = self.grid.shape
         per_snapshot = ny * nx * 8 * 12  # φ, u (3), G, mask, energy densities, in float64
         check_writable(self.out, needed_bytes=2 * per_snapshot * (len(self.snapshot_times) + 2) + 50_000_000)
-        if not self.resumed:  # a fresh run (prepare_output allowed it): no file of an older run stays
-            for pattern in OUTPUT_FILES:
-                for old in self.out.glob(pattern):
-                    old.unlink()
+        # a fresh run (prepare_output allowed it): no file of an older run stays; a resumed one:
+        # only the half-written temporary files of the run that was killed (we hold the lock)
+        for pattern in (".*.tmp",) if self.resumed else OUTPUT_FILES:
+            for old in self.out.glob(pattern):
+                old.unlink()
         export.atomic_write_text(self.out / "config.yaml", config.dump_scenario(self.scn))
 
     def _finish(self) -> dict:
