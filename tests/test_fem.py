@@ -1,11 +1,11 @@
 """The finite-element reference backend (vefrac/fem.py): closed forms, convergence rate, variational
 properties of the staggered scheme, and every shipped scenario run with solver.backend=fem."""
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from readback import assert_run_outputs
 import pyvista as pv
 import torch
 
@@ -201,17 +201,7 @@ def test_scenario_runs_with_the_fem_backend_and_outputs_read_back(path, tmp_path
     out = tmp_path / "run"
     sets = [a for kv in TINY for a in ("--set", kv)]
     assert main(["run", str(path), "--out", str(out), "--quiet", *sets]) == 0
-    for name in ("fields.pvd", "history.csv", "summary.json", "config.yaml", "checkpoint.pt", "cracks.png"):
-        assert (out / name).is_file(), name
-    reader = pv.PVDReader(str(out / "fields.pvd"))
-    assert reader.time_values == pytest.approx(np.linspace(0, load_scenario(path).shrinkage.t_end, 3).tolist())
-    for t in reader.time_values:
-        reader.set_active_time_value(t)
-        mesh = reader.read()[0]
-        phi, u = mesh.point_data["phi"], mesh.point_data["u"]
-        assert np.isfinite(phi).all() and phi.min() >= 0 and phi.max() <= 1
-        assert np.isfinite(u).all() and u.shape[1] == 3
-    summary = json.loads((out / "summary.json").read_text())
+    summary = assert_run_outputs(out, t_end=load_scenario(path).shrinkage.t_end, snapshots=3)
     assert summary["backend"] == "fem" and len(summary["steps"]) == 2
     assert all({"iterations", "converged", "residual", "seconds"} <= set(step) for step in summary["steps"])
     assert summary["iterations"] == sum(step["iterations"] for step in summary["steps"])

@@ -2,14 +2,12 @@
 
 import json
 import math
-import os
 import signal
 import subprocess
 import sys
 import time
 
 import numpy as np
-import pytest
 import pyvista as pv
 
 import vefrac.solve as solve

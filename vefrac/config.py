@@ -8,7 +8,6 @@ message names the key (or file) and what is allowed. No torch in this module.
 from __future__ import annotations
 
 import difflib
-import re
 import hashlib
 import json
 import re
@@ -349,7 +348,7 @@ def _fields_of(model: Any, node: dict) -> dict[str, Any]:
     annotation = getattr(model, "annotation", model)
     variants = _union_variants(annotation)
     if variants:
-        tag_key = next(iter(variants.values())).__pydantic_tag_key__
+        tag_key = _tag_key(next(iter(variants.values())))
         tag = node.get(tag_key) if isinstance(node, dict) else None
         chosen = variants.get(tag) if isinstance(tag, str) else None
         if chosen is None:
@@ -370,9 +369,13 @@ def _union_variants(annotation: Any) -> dict[str, type]:
             for tag_key in ("shape", "kind"):
                 field = arg.model_fields.get(tag_key)
                 if field is not None and getattr(field.annotation, "__args__", None):
-                    arg.__pydantic_tag_key__ = tag_key
                     out[field.annotation.__args__[0]] = arg
     return out
+
+
+def _tag_key(model: type) -> str:
+    """The discriminating key of a union variant: 'shape' (domains) or 'kind' (toughness)."""
+    return "shape" if "shape" in model.model_fields else "kind"
 
 
 def _source(path: Path, overrides) -> str:
@@ -415,7 +418,7 @@ def _variants_with(parent: str, key: Any) -> tuple[str, list[str]] | None:
         ann = fields[part].annotation
     variants = _union_variants(ann)
     tags = [t for t, m in variants.items() if key in m.model_fields]
-    return (next(iter(variants.values())).__pydantic_tag_key__, tags) if tags else None
+    return (_tag_key(next(iter(variants.values()))), tags) if tags else None
 
 
 def _schema_paths(model: Any = None, prefix: str = "") -> list[str]:
@@ -631,7 +634,7 @@ def _expected(ann: Any, meta: list) -> str | None:
         return f"a list of {count}{_plural(item)}" if item else "a list"
     variants = _union_variants(ann)
     if variants:
-        tag = next(iter(variants.values())).__pydantic_tag_key__
+        tag = _tag_key(next(iter(variants.values())))
         return f"a mapping whose '{tag}' is one of {', '.join(map(repr, variants))}"
     if isinstance(ann, type) and issubclass(ann, BaseModel):
         return "a mapping with keys " + ", ".join(ann.model_fields)

@@ -20,7 +20,7 @@ from . import __version__, analysis, config, export, fem
 from .energy import Physics
 from .errors import InputError
 from .fields import build_toughness
-from .geometry import build_domain
+from .geometry import Grid, build_domain
 from .solve import (TERMS, FieldModel, Problem, State, Trainer, evaluate, refresh_cache, space_time_iterations,
                     step_times, trapezoid_weights)
 
@@ -130,7 +130,6 @@ class Run:
             raise InputError(f"--resume: checkpoint {str(path)!r} belongs to a different scenario "
                              f"(fingerprint {payload.get('hash')} vs {self.hash}); resume with the "
                              f"scenario and --set options it was started with")
-        from .geometry import Grid
         if payload["cache_grid"]:
             g = payload["cache_grid"]
             self.model.cache_grid = Grid(tuple(g["origin"]), tuple(g["spacing"]), tuple(g["shape"]))

@@ -94,7 +94,6 @@ class FieldModel(nn.Module):
                  space_time: bool, phi_bias: float):
         super().__init__()
         dom = problem.domain
-        self.center = dom.center
         self.register_buffer("center_t", torch.tensor(dom.center, dtype=torch.float64), persistent=False)
         self.length = dom.length
         self.eps_ref = problem.eps_ref
