@@ -1,11 +1,34 @@
 """Benchmark: the training step of the default networks, and the wall time of square-mud.
 
-    python scripts/bench.py [--points 16384] [--iterations 30] [--threads 1] [--no-scenario] [--json FILE]
+    python scripts/bench.py [--points 16384 65536 262144] [--iterations 30] [--threads 1]
+                            [--no-scenario] [--no-baseline] [--profile] [--cache] [--set KEY=VALUE ...]
+                            [--json FILE]
 
-Prints a table: seconds per training iteration and points·iterations per second at the given
-point counts, on the CPU and on the GPU when one is present, for vefrac's forward-mode
-derivatives next to a plain `torch.autograd.grad(create_graph=True)` implementation of the
-same networks (the in-run baseline); then the wall time of `square-mud` run as a user runs it.
+Prints a table: seconds per training iteration, points·iterations per second and peak memory
+at the given point counts, on the CPU and on the GPU when one is present, for vefrac's
+forward-mode derivatives next to a plain `torch.autograd.grad(create_graph=True)`
+implementation of the same networks (the in-run baseline); then the wall time of `square-mud`
+run as a user runs it. Draws larger than `solver.chunk_points` (65536 by default) are
+evaluated in chunks with the gradients accumulated, so 256k points fit in bounded memory.
+
+Each configuration runs in a fresh Python process, so its memory is its own. Peak memory:
+on the CPU the rise of the process's peak resident set (getrusage ru_maxrss) over its resident
+set just before the first training iteration, i.e. what the training step adds (networks,
+cache and torch itself not counted; the buffers torch allocates lazily in the first iteration
+are, about 80 MB on the CPU: compare rows, or add --points 64); `peak_rss_mb` is the whole
+process. On a GPU: torch.cuda.max_memory_allocated over the iterations less what was
+allocated before.
+
+--profile: torch.profiler over one training step (after warm-up) at the first point count on
+each device; prints the 15 ops with the most self CPU time and stores them in the JSON, with
+the number of scalar reads (`aten::_local_scalar_dense`, what .item() runs) inside the step
+(on the CPU these are Adam's per-parameter step counters, host tensors: no device waits) and,
+on a GPU, the number of CUDA synchronisations.
+--set: scenario overrides for every configuration and for the square-mud run
+(e.g. --set solver.sampling=importance --set network.fourier_scales=[2,10]).
+--cache: time a load step after the first (the previous φ cached and interpolated; importance
+sampling leaves its stratified fallback only once there is a cache); without it, the first
+step, as before.
 Figures are only comparable within one run (machines are shared and noisy): quote ratios.
 """
 
@@ -14,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -27,7 +51,7 @@ sys.path.insert(0, str(ROOT))
 
 from vefrac.config import load_scenario  # noqa: E402
 from vefrac.runner import Run  # noqa: E402
-from vefrac.solve import State  # noqa: E402
+from vefrac.solve import State, refresh_cache  # noqa: E402
 
 
 def autograd_fields(model, x, t):
@@ -52,56 +76,199 @@ def autograd_fields(model, x, t):
     return u, grad_u, phi, grad_phi
 
 
-def time_training(device: torch.device, points: int, iterations: int, *, autograd: bool) -> float:
-    """Seconds per Adam iteration (energy + first derivatives + backward + step) of square-mud's networks."""
-    scn = load_scenario(ROOT / "scenarios/square-mud.yaml", [f"solver.points={points}"])
+def _build(device: torch.device, points: int, *, autograd: bool, overrides: tuple[str, ...] = (),
+           cache: bool = False) -> Run:
+    """square-mud's run (networks, trainer) at `points` points per iteration, not started.
+    cache: as in a load step after the first, the previous φ cached on its grid (interpolated
+    at every point; importance sampling draws from its crack density)."""
+    scn = load_scenario(ROOT / "scenarios/square-mud.yaml", [f"solver.points={points}", *overrides])
     with tempfile.TemporaryDirectory() as tmp:
         run = Run(scn, Path(tmp), device=device, log=lambda s: None)
+    if cache:
+        refresh_cache(run.problem, run.model, 0.05, points_per_length=run.solver.cache_points_per_length,
+                      device=device, dtype=run.dtype)
     if autograd:
         run.model.fields = lambda x, t: autograd_fields(run.model, x, t)
-    state = State()
+    return run
 
-    def go(n):
-        state.iteration = 0
-        run.trainer.adam(t_value=0.05, n_iter=n, state=state, checkpoint=lambda s: None, counter=[0])
-        if device.type == "cuda":
-            torch.cuda.synchronize()
 
-    go(3)  # warm-up
+def _adam(run: Run, device: torch.device, n: int) -> None:
+    """n Adam iterations of one load step, as the solver runs them."""
+    run.trainer.adam(t_value=0.05, n_iter=n, state=State(), checkpoint=lambda s: None, counter=[0])
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_training(device: torch.device, points: int, iterations: int, *, autograd: bool,
+                  overrides: tuple[str, ...] = ()) -> float:
+    """Seconds per Adam iteration (energy + first derivatives + backward + step) of square-mud's networks."""
+    run = _build(device, points, autograd=autograd, overrides=overrides)
+    _adam(run, device, 3)  # warm-up
     start = time.perf_counter()
-    go(iterations)
+    _adam(run, device, iterations)
     return (time.perf_counter() - start) / iterations
+
+
+def _rss_now() -> int:
+    """Resident set of this process in bytes (Linux /proc; elsewhere the peak so far)."""
+    try:
+        return int(Path("/proc/self/statm").read_text().split()[1]) * resource.getpagesize()
+    except OSError:
+        return _rss_peak()
+
+
+def _rss_peak() -> int:
+    """Peak resident set of this process in bytes (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
+
+
+def profile_step(run: Run, device: torch.device, *, warmup: int = 3) -> dict:
+    """torch.profiler over one training iteration, the body of `Trainer.adam`'s loop: draw,
+    chunked energy + forward-mode derivatives + backward, Adam step."""
+    from torch.profiler import ProfilerActivity, profile
+
+    params = [p for p in run.model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=run.solver.learning_rate)
+    bad = torch.zeros((), dtype=torch.bool, device=device)
+
+    def step():
+        x, w, t = run.trainer.draw(0.05)
+        opt.zero_grad(set_to_none=True)
+        loss, _ = run.trainer.backward(x, w, t)
+        bad.logical_or_(~torch.isfinite(loss))
+        opt.step()
+
+    for _ in range(warmup):
+        step()
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:  # no explicit synchronize: it would count below
+        step()
+    events = prof.key_averages()
+    table = events.table(sort_by="self_cpu_time_total", row_limit=15)
+    top = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:15]
+    ops = [{"name": e.key, "calls": e.count, "self_cpu_us": e.self_cpu_time_total, "cpu_total_us": e.cpu_time_total,
+            **({"self_device_us": getattr(e, "self_device_time_total", None)} if device.type == "cuda" else {})}
+           for e in top]
+    # .item() and friends run aten::_local_scalar_dense; on CPU tensors (Adam's step counters,
+    # one per parameter) it reads host memory and does not wait for a device. On a GPU the
+    # waits are the CUDA runtime's *Synchronize calls.
+    scalar_reads = sum(e.count for e in events if e.key == "aten::_local_scalar_dense")
+    out = {"table": table, "top_ops": ops, "scalar_reads": scalar_reads}
+    if device.type == "cuda":
+        out["device_syncs"] = sum(e.count for e in events if "Synchronize" in e.key)
+    return out
+
+
+def measure(spec: dict) -> dict:
+    """One configuration, in this (fresh) process: seconds per iteration and peak memory."""
+    torch.set_num_threads(spec["threads"])
+    device = torch.device(spec["device"])
+    run = _build(device, spec["points"], autograd=spec["autograd"], overrides=tuple(spec["overrides"]),
+                 cache=spec.get("cache", False))
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+    else:
+        before = _rss_now()
+    _adam(run, device, 3)  # warm-up
+    start = time.perf_counter()
+    _adam(run, device, spec["iterations"])
+    out = {"s_per_it": (time.perf_counter() - start) / spec["iterations"], "chunk_points": run.solver.chunk_points,
+           "drawn_points": int(run.trainer.draw(0.05)[0].shape[0])}
+    if device.type == "cuda":
+        out["peak_memory_mb"] = (torch.cuda.max_memory_allocated(device) - before) / 2**20
+        out["memory_measure"] = "torch.cuda.max_memory_allocated rise over the iterations"
+    else:
+        out["peak_memory_mb"] = max(0, _rss_peak() - before) / 2**20
+        out["peak_rss_mb"] = _rss_peak() / 2**20
+        out["memory_measure"] = "peak RSS (ru_maxrss) rise over the RSS before the first iteration"
+    if spec.get("profile"):
+        out["profile"] = profile_step(run, device)
+    return out
+
+
+def run_fresh(spec: dict) -> dict:
+    """`measure(spec)` in a fresh Python process; {'error': ...} when it fails (out of memory, say)."""
+    proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], capture_output=True,
+                          text=True, cwd=ROOT)
+    if proc.returncode != 0:
+        return {"error": (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--points", type=int, nargs="+", default=[16384])
+    ap.add_argument("--points", type=int, nargs="+", default=[16384, 65536, 262144])
     ap.add_argument("--iterations", type=int, default=30)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-scenario", action="store_true", help="skip the square-mud wall time")
+    ap.add_argument("--no-baseline", action="store_true", help="skip the autograd baseline")
+    ap.add_argument("--profile", action="store_true",
+                    help="torch.profiler's top 15 ops (self CPU time) of one step at the first point count")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="scenario override for every configuration and the square-mud run (repeatable)")
+    ap.add_argument("--cache", action="store_true",
+                    help="time a load step after the first: previous φ cached (needed to see importance sampling)")
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)  # one configuration, in a fresh process
     args = ap.parse_args()
+    if args.worker:
+        print(json.dumps(measure(json.loads(args.worker))))
+        return
     torch.set_num_threads(args.threads)
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
-    rows = []
+    rows, profiles = [], {}
     for device in devices:
         for n in args.points:
-            fwd = time_training(device, n, args.iterations, autograd=False)
-            ref = time_training(device, n, args.iterations, autograd=True)
-            rows.append({"device": str(device), "points": n, "s_per_it": fwd, "points_it_per_s": n / fwd,
-                         "autograd_s_per_it": ref, "speedup_vs_autograd": ref / fwd})
+            spec = {"device": str(device), "points": n, "iterations": args.iterations, "threads": args.threads,
+                    "overrides": args.overrides, "cache": args.cache, "autograd": False, "profile": args.profile and n == args.points[0]}
+            fwd = run_fresh(spec)
+            ref = {} if args.no_baseline else run_fresh(spec | {"autograd": True, "profile": False})
+            row = {"device": str(device), "points": n}
+            if "error" in fwd:
+                rows.append(row | {"error": fwd["error"]})
+                continue
+            if "profile" in fwd:
+                profiles[str(device)] = {"points": n} | fwd.pop("profile")
+            row |= {"s_per_it": fwd["s_per_it"], "points_it_per_s": n / fwd["s_per_it"],
+                    "peak_memory_mb": fwd["peak_memory_mb"]}
+            if "s_per_it" in ref:
+                row |= {"autograd_s_per_it": ref["s_per_it"], "speedup_vs_autograd": ref["s_per_it"] / fwd["s_per_it"],
+                        "autograd_peak_memory_mb": ref["peak_memory_mb"]}
+            elif "error" in ref:
+                row["autograd_error"] = ref["error"]
+            row |= {k: fwd[k] for k in ("chunk_points", "drawn_points", "peak_rss_mb", "memory_measure") if k in fwd}
+            rows.append(row)
     machine = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} thread(s), torch {torch.__version__}"
-    print(f"\nvefrac training step ({machine})")
-    print(f"{'device':8} {'points':>8} {'s/it':>9} {'points·it/s':>13} {'autograd s/it':>14} {'speed-up':>9}")
+    print(f"\nvefrac training step ({machine})" + (f", {' '.join(args.overrides)}" if args.overrides else ""))
+    print(f"{'device':8} {'points':>8} {'s/it':>9} {'points·it/s':>13} {'peak MB':>9} "
+          f"{'autograd s/it':>14} {'autograd MB':>12} {'speed-up':>9}")
     for r in rows:
+        if "error" in r:
+            print(f"{r['device']:8} {r['points']:8d}  failed: {r['error']}")
+            continue
+        ref = (f"{r['autograd_s_per_it']:14.4f} {r['autograd_peak_memory_mb']:12.1f} {r['speedup_vs_autograd']:8.2f}x"
+               if "autograd_s_per_it" in r else f"{'-':>14} {'-':>12} {'-':>9}")
         print(f"{r['device']:8} {r['points']:8d} {r['s_per_it']:9.4f} {r['points_it_per_s']:13.3g} "
-              f"{r['autograd_s_per_it']:14.4f} {r['speedup_vs_autograd']:8.2f}x")
-    result = {"machine": machine, "training_step": rows}
+              f"{r['peak_memory_mb']:9.1f} {ref}")
+    if rows and "memory_measure" in rows[0]:
+        print("peak MB: " + "; ".join(sorted({f"{r['device']}: {r['memory_measure']}" for r in rows
+                                              if "memory_measure" in r})))
+    result = {"machine": machine, "overrides": args.overrides, "cache": args.cache, "training_step": rows}
+    for device, prof in profiles.items():
+        syncs = f", {prof['device_syncs']} device synchronisations" if "device_syncs" in prof else ""
+        print(f"\nprofile of one training step, {device}, {prof['points']} points "
+              f"({prof['scalar_reads']} scalar reads (.item()){syncs}):\n{prof['table']}")
+    if profiles:
+        result["profile"] = profiles
     if not args.no_scenario:
+        sets = [a for kv in args.overrides for a in ("--set", kv)]
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
             subprocess.run([sys.executable, "-m", "vefrac", "run", str(ROOT / "scenarios/square-mud.yaml"),
-                            "--out", tmp, "--quiet"], check=True, cwd=ROOT)
+                            "--out", tmp, "--quiet", *sets], check=True, cwd=ROOT)
             wall = time.perf_counter() - start
             summary = json.loads((Path(tmp) / "summary.json").read_text())
         result["square_mud"] = {"wall_s": wall, "fragments": summary["final"]["fragments"],

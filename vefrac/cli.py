@@ -1,6 +1,7 @@
 """The command line: the only place that reads argv and prints for humans.
 
     vefrac run SCENARIO.yaml [--out DIR] [--set KEY.PATH=VALUE ...] [--device auto|cpu|cuda] [--resume]
+    vefrac invert SCENARIO.yaml --image CRACKS.png [--out DIR] [--set ...] [--device ...] [--resume]
     vefrac check SCENARIO.yaml [--set ...]
     vefrac compare RUN_A RUN_B [--picture FILE.png]
 
@@ -38,6 +39,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", action="store_true", help="continue from the output folder's checkpoint")
     run.add_argument("--overwrite", action="store_true", help="start afresh in a folder that holds a run")
     run.add_argument("--quiet", action="store_true", help="no progress bar or step log")
+    inv = sub.add_parser("invert", help="infer the toughness G(x) from a picture of the cracks")
+    scenario_args(inv)
+    inv.add_argument("--image", required=True, help="picture of the cracks (PNG, JPEG or TIFF)")
+    inv.add_argument("--out", help="output folder (default: outputs/<name>-invert)")
+    inv.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    inv.add_argument("--resume", action="store_true", help="continue from the output folder's inversion checkpoint")
+    inv.add_argument("--overwrite", action="store_true", help="start afresh in a folder that holds a result")
+    inv.add_argument("--quiet", action="store_true", help="no progress bar or log")
+    inv.add_argument("--observe-only", action="store_true",
+                     help="only read the picture: write observation.png (what was read) and stop")
     check = sub.add_parser("check", help="validate a scenario and print it fully resolved")
     scenario_args(check)
     cmp = sub.add_parser("compare", help="compare two finished runs: statistics side by side and a picture")
@@ -65,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "check":
             print(dump_scenario(scn), end="")
             return 0
+        if args.command == "invert":
+            return _invert(args, scn)
         return _run(args, scn)
     except InputError as exc:
         print(f"vefrac: error: {exc}", file=sys.stderr)
@@ -72,21 +85,81 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args, scn) -> int:
-    import torch
-    from tqdm import tqdm
-
-    from .runner import Run, default_out, output_lock, pick_device, prepare_output
+    from .runner import Run, default_out, pick_device, prepare_output
     from .solve import planned_iterations
 
     device = pick_device(args.device)
     out = Path(args.out) if args.out else default_out(scn)
     prepare_output(out, resume=args.resume, overwrite=args.overwrite)
+    total = planned_iterations(scn) if scn.solver.backend == "pinn" else None  # fem: unknown in advance
+
+    def job(progress, log, device):
+        return Run(scn, out, device=device, resume=args.resume, progress=progress, log=log)
+
+    summary = _execute(args, scn, job, device=device, out=out, total=lambda job: total, verb="run")
+    if not isinstance(summary, dict):
+        return summary
+    final = summary["final"]
+    print(f"{scn.name}: {final['fragments']} fragments, crack length {final['skeleton_length']:.3g} "
+          f"(skeleton), {summary['wall_time_s']:.0f} s on {summary['device']}\n"
+          f"open {out / 'fields.pvd'} in ParaView; picture: {out / 'cracks.png'}")
+    return 0
+
+
+def _invert(args, scn) -> int:
+    from .inverse import Inversion, prepare_output
+    from .runner import pick_device
+
+    device = pick_device(args.device)
+    out = Path(args.out) if args.out else Path("outputs") / f"{scn.name}-invert"
+    if args.observe_only:
+        return _observe_only(args, scn, out, device)
+    prepare_output(out, resume=args.resume, overwrite=args.overwrite)
+
+    def job(progress, log, device):
+        return Inversion(scn, Path(args.image), out, device=device, resume=args.resume, progress=progress, log=log)
+
+    summary = _execute(args, scn, job, device=device, out=out, total=lambda job: job.planned_iterations(),
+                       verb="invert", extra=f" --image {args.image}")
+    if not isinstance(summary, dict):
+        return summary
+    inv = summary["inversion"]
+    print(f"{scn.name}: inferred G (mean {inv['mean_G']:.3g}, std of log G {inv['std_log_G']:.3f}); the forward "
+          f"run with it overlaps the observed cracks with IoU {inv['overlap']:.2f} "
+          f"(tolerance {inv['overlap_tolerance']:.3g}); {inv['wall_time_s']:.0f} s\n"
+          f"pictures: {out / 'G_inferred.png'}, {out / 'observed_vs_model.png'}; open {out / 'inferred.vti'} "
+          f"or {out / 'fields.pvd'} in ParaView")
+    return 0
+
+
+def _observe_only(args, scn, out: Path, device) -> int:
+    from .analysis import _skeleton_length
+    from .inverse import Inversion
+
+    work = Inversion(scn, Path(args.image), out, device=device, log=lambda line: print(line, file=sys.stderr))
+    out.mkdir(parents=True, exist_ok=True)
+    work._plot_observation()
+    ob = work.observed
+    length = _skeleton_length(ob.skeleton, work.grid.spacing)
+    print(f"{args.image}: {ob.cracks} cracks below/above grey level {ob.threshold:.3g}, observed crack length "
+          f"{length:.3g} on {ob.material.mean():.0%} of the grid (pixel {ob.pixel_size[0]:.3g} × "
+          f"{ob.pixel_size[1]:.3g}, s = {work.s:.3g})\npicture: {out / 'observation.png'}")
+    return 0
+
+
+def _execute(args, scn, job, *, device, out, total, verb, extra=""):
+    """Build and execute a job (a Run or an Inversion) with a progress bar, the output folder's
+    lock and the exit codes. Returns the job's summary, or an exit code when it did not finish."""
+    import torch
+    from tqdm import tqdm
+
+    from .runner import output_lock
+
     if scn.solver.threads > 0:
         torch.set_num_threads(scn.solver.threads)
     rank, device = _join_torchrun(device)
     interactive = sys.stderr.isatty() and not args.quiet and rank == 0
-    total = planned_iterations(scn) if scn.solver.backend == "pinn" else None  # fem: unknown in advance
-    bar = tqdm(total=total, disable=not interactive, unit="it", dynamic_ncols=True, desc=scn.name)
+    bar = tqdm(total=None, disable=not interactive, unit="it", dynamic_ncols=True, desc=scn.name)
 
     def progress(count: int, terms: dict) -> None:
         bar.update(count - bar.n)
@@ -101,31 +174,27 @@ def _run(args, scn) -> int:
             print(line, file=sys.stderr, flush=True)
 
     try:
-        run = Run(scn, out, device=device, resume=args.resume, progress=progress, log=log)
+        work = job(progress, log, device)  # reads every input: a bad one fails before the folder exists
+        bar.total = total(work)
+        bar.refresh()
         with output_lock(out) if rank == 0 else contextlib.nullcontext():
-            summary = run.execute()
+            summary = work.execute()
     except InputError:
         bar.close()
         raise
     except KeyboardInterrupt:
         bar.close()
-        print(f"vefrac: interrupted; continue with: vefrac run {args.scenario} --out {out} --resume",
+        print(f"vefrac: interrupted; continue with: vefrac {verb} {args.scenario}{extra} --out {out} --resume",
               file=sys.stderr)
         return 130
     except Exception as exc:  # a failure while running: the reason, the traceback only on request
         bar.close()
         if os.environ.get("VEFRAC_DEBUG"):
             traceback.print_exc()
-        print(f"vefrac: run failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"vefrac: {verb} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     bar.close()
-    if rank:
-        return 0
-    final = summary["final"]
-    print(f"{scn.name}: {final['fragments']} fragments, crack length {final['skeleton_length']:.3g} "
-          f"(skeleton), {summary['wall_time_s']:.0f} s on {summary['device']}\n"
-          f"open {out / 'fields.pvd'} in ParaView; picture: {out / 'cracks.png'}")
-    return 0
+    return summary if rank == 0 else 0
 
 
 def _join_torchrun(device):

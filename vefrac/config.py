@@ -189,9 +189,25 @@ class Output(_Strict):
 class Network(_Strict):
     fourier_features: Annotated[int, Field(ge=1, le=8192)] = 128
     fourier_scale: Annotated[float, Field(gt=0)] | None = None
+    # multi-scale features: one σ per group, the features split evenly; None: one scale
+    fourier_scales: Annotated[list[PositiveFloat], Field(min_length=1, max_length=64)] | None = None
     hidden_layers: Annotated[int, Field(ge=1, le=16)] = 3
     width: Annotated[int, Field(ge=4, le=4096)] = 64
     time_knots: Annotated[int, Field(ge=2, le=1024)] = 16
+
+    @field_validator("fourier_scales")
+    @classmethod
+    def _one_scale_setting(cls, v: list[float] | None, info: ValidationInfo) -> list[float] | None:
+        if v is None:
+            return v
+        if info.data.get("fourier_scale") is not None:
+            raise ValueError("give network.fourier_scale (one scale) or network.fourier_scales "
+                             "(several), not both")
+        features = info.data.get("fourier_features")
+        if features is not None and len(v) > features:
+            raise ValueError(f"{len(v)} scales for {features} network.fourier_features: every scale "
+                             f"needs at least one feature")
+        return v
 
 
 class Solver(_Strict):
@@ -201,7 +217,8 @@ class Solver(_Strict):
     iterations: Annotated[int, Field(ge=1, le=10_000_000)] = 120
     first_step_iterations: Annotated[int, Field(ge=1, le=10_000_000)] = 400
     points: Annotated[int, Field(ge=64, le=1 << 26)] = 8192
-    sampling: Literal["stratified", "sobol", "uniform"] = "stratified"
+    sampling: Literal["stratified", "sobol", "uniform", "importance"] = "stratified"
+    importance_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.5  # importance: share of points from q
     learning_rate: PositiveFloat = 2.0e-3
     final_lr_fraction: Annotated[float, Field(gt=0, le=1)] = 0.1
     lbfgs_iterations: Annotated[int, Field(ge=0, le=100000)] = 0
@@ -224,6 +241,51 @@ class Fem(_Strict):
     relaxation: Annotated[float, Field(ge=1, lt=2)] = 1.8
 
 
+class Observation(_Strict):
+    """How `vefrac invert` reads the crack image (see vefrac/observe.py)."""
+
+    cracks: Literal["auto", "dark", "light"] = "auto"  # auto: the minority side of the threshold
+    threshold: Annotated[float, Field(gt=0, lt=1)] | None = None  # grey level; None: Otsu's
+    crop: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=4, max_length=4)] | None = None
+    size: Pair | None = None  # physical [w, h] the (cropped) image spans; None: the domain's box
+    mask: str | None = None  # image of the material region (light = material), same framing
+    min_crack_length: Annotated[float, Field(ge=0)] | None = None  # drop specks shorter; None: 4 s
+    time: PositiveFloat | None = None  # when the picture was taken; None: shrinkage.t_end
+
+    _mask = field_validator("mask")(lambda v, info: v if v is None else _resolve_image(v, info))
+
+    @field_validator("crop")
+    @classmethod
+    def _crop_box(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and (v[2] <= v[0] or v[3] <= v[1]):
+            raise ValueError(f"crop must be [left, top, right, bottom] pixels with right > left and "
+                             f"bottom > top (got {v})")
+        return v
+
+
+class Prior(_Strict):
+    """What is assumed of G(x) before the image: its mean and how smooth it is."""
+
+    mean: PositiveFloat | None = None  # None: fracture.toughness.mean
+    mean_weight: Annotated[float, Field(ge=0, le=1)] = 0.5  # pull of mean log G towards log(mean) per update
+    correlation_length: PositiveFloat | None = None  # smoothing length of the G updates; None: 2 s
+
+
+class Invert(_Strict):
+    """The inverse mode: infer G(x) from a crack image (`vefrac invert`)."""
+
+    unknown: Literal["grid", "network"] = "grid"
+    grid_spacing: PositiveFloat | None = None  # coarse grid of log G; None: s
+    observation: Observation = Observation()
+    prior: Prior = Prior()
+    misfit_weight: PositiveFloat = 10.0  # in units of the surface energy density G/(2s)
+    outer_iterations: Annotated[int, Field(ge=1, le=10000)] = 10
+    step: PositiveFloat = 0.3  # largest change of log G per outer iteration
+    assimilation_iterations: Annotated[int, Field(ge=1, le=10_000_000)] = 300
+    seeds: Annotated[int, Field(ge=1, le=100)] = 1
+    overlap_tolerance: PositiveFloat = 2.0  # in units of s: how far a crack may be and still match
+
+
 class Scenario(_Strict):
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9._-]+$")] = "scenario"
     seed: Annotated[int, Field(ge=0, lt=2**63)] = 0
@@ -235,6 +297,7 @@ class Scenario(_Strict):
     network: Network = Network()
     solver: Solver = Solver()
     fem: Fem = Fem()
+    invert: Invert = Invert()
 
 
 # ----------------------------------------------------------------------------- loading

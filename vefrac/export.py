@@ -353,6 +353,38 @@ def plot_crack_over_field(path, *, phi, mask, field, extent, field_label) -> Pat
     return _save_figure(fig, path)
 
 
+def plot_observation(path, *, grey, phi, material, extent, title=None) -> Path:
+    """What was read from a crack picture: the picture in grey, the observed φ over it in red
+    (opaque in proportion to φ, where φ > 0.05) and the non-material region washed out and
+    hatched. grey, phi: (ny, nx) floats; material: (ny, nx) bool.
+    """
+    grey = np.asarray(grey, dtype=float)
+    if grey.size == 0:
+        return _no_data(path, title)
+    phi = np.clip(np.nan_to_num(np.asarray(phi, dtype=float)), 0.0, 1.0)
+    material = np.asarray(material, dtype=bool)
+    ny, nx = grey.shape
+    fig = _new_figure(6.0, 0.8 + 5.0 * min(2.0, max(0.5, ny / max(nx, 1))))
+    ax = fig.add_subplot()
+    ax.imshow(np.nan_to_num(grey), cmap="gray", vmin=0.0, vmax=1.0, origin="lower", extent=extent)
+    red = np.zeros(phi.shape + (4,))
+    red[..., 0] = 0.9
+    red[..., 3] = np.where((phi > 0.05) & material, 0.85 * phi, 0.0)
+    ax.imshow(red, origin="lower", extent=extent)
+    if not material.all():
+        wash = np.zeros(phi.shape + (4,))
+        wash[..., :3] = 0.8
+        wash[..., 3] = np.where(material, 0.0, 0.7)
+        ax.imshow(wash, origin="lower", extent=extent)
+        xs = np.linspace(extent[0], extent[1], nx)
+        ys = np.linspace(extent[2], extent[3], ny)
+        ax.contourf(xs, ys, (~material).astype(float), levels=[0.5, 1.5], colors="none",
+                    hatches=["///"])
+    ax.set_aspect("equal")
+    ax.set_title(title or "observed cracks (red: φ) on the picture; hatched: not material")
+    return _save_figure(fig, path)
+
+
 def plot_history(path, rows) -> Path:
     """Energy terms (elastic, surface, substrate, total) against t from history rows."""
     rows = list(rows)
@@ -412,4 +444,26 @@ def plot_histogram(path, values, *, xlabel, bins=30, marks=()) -> Path:
     ax.set_xlabel(xlabel)
     ax.set_ylabel("count")
     ax.set_title(f"n = {values.size}")
+    return _save_figure(fig, path)
+
+
+def plot_inversion_history(path, rows) -> Path:
+    """The inversion's progress per outer iteration: crack overlap and misfit of the free forward
+    run, and the energy gap between the assimilated and the free state (one line per seed)."""
+    rows = list(rows)
+    if not rows:
+        return _no_data(path, "inversion")
+    fig = _new_figure(11.0, 3.4)
+    axes = fig.subplots(1, 3)
+    panels = (("overlap", "crack overlap (IoU)"), ("misfit", "misfit ⟨(φ − φ_obs)²⟩"),
+              ("energy_gap", "energy gap (assimilated − free)"))
+    for ax, (key, label) in zip(axes, panels):
+        for seed in sorted({r["seed"] for r in rows}):
+            mine = [r for r in rows if r["seed"] == seed]
+            ax.plot([r["iteration"] for r in mine], [r[key] for r in mine], marker="o", ms=3,
+                    label=f"seed {seed + 1}")
+        ax.set_xlabel("outer iteration")
+        ax.set_title(label, fontsize=9)
+    if len({r["seed"] for r in rows}) > 1:
+        axes[0].legend(fontsize=8)
     return _save_figure(fig, path)

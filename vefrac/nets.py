@@ -9,6 +9,7 @@ x̂ = (x − centre) / L; derivatives are with respect to x̂.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -19,20 +20,35 @@ def _glorot(shape: tuple[int, int], generator: torch.Generator) -> torch.Tensor:
     return torch.randn(shape, generator=generator, dtype=torch.float64) * math.sqrt(2.0 / (fan_in + fan_out))
 
 
+def column_scales(scale: float | Sequence[float], features: int) -> float | torch.Tensor:
+    """σ per column of B: `scale` itself when it is one number, else (features,) float64 with
+    the scales repeated over K contiguous groups of near-equal size (a first few one larger)."""
+    if isinstance(scale, (int, float)):
+        return scale
+    k = len(scale)
+    if not 1 <= k <= features:
+        raise ValueError(f"{k} Fourier scales for {features} features: need 1 to {features}")
+    sizes = [features // k + (i < features % k) for i in range(k)]
+    return torch.repeat_interleave(torch.tensor(list(scale), dtype=torch.float64), torch.tensor(sizes))
+
+
 class FourierMLP(nn.Module):
     """γ(x̂) = [cos 2πBx̂, sin 2πBx̂], B ~ N(0, scale²), then a tanh MLP.
 
     forward(x̂ (N, 2), extra (N, E) or None) -> value (N, out), grad (N, out, 2).
+    `scale`: σ, or a sequence (σ_1, ..., σ_K) for multi-scale features: the `features`
+    columns of B (2, features) are split into K contiguous groups of near-equal size (the
+    first features mod K groups one column larger), group k drawn from N(0, σ_k²).
     `extra` inputs (time, say) enter the first layer linearly; no derivative is taken in them.
     `periods`: per axis, None or the period in x̂: frequencies are rounded to its multiples, so
     the network is periodic along that axis by construction.
     """
 
-    def __init__(self, *, out: int, features: int, scale: float, hidden_layers: int, width: int,
-                 generator: torch.Generator, extra: int = 0,
+    def __init__(self, *, out: int, features: int, scale: float | Sequence[float], hidden_layers: int,
+                 width: int, generator: torch.Generator, extra: int = 0,
                  periods: tuple[float | None, float | None] = (None, None)):
         super().__init__()
-        B = torch.randn((2, features), generator=generator, dtype=torch.float64) * scale
+        B = torch.randn((2, features), generator=generator, dtype=torch.float64) * column_scales(scale, features)
         for axis, period in enumerate(periods):
             if period:
                 B[axis] = torch.round(B[axis] * period) / period

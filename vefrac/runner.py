@@ -30,12 +30,15 @@ HISTORY_COLUMNS = ["t", "eps_s", "elastic", "surface", "substrate", "total", "cr
                    "skeleton_length", "fragments", "median_phi"]
 
 
-def build_problem(scn: config.Scenario) -> Problem:
+def build_problem(scn: config.Scenario, *, toughness: torch.nn.Module | None = None) -> Problem:
+    """The scenario's problem; `toughness` replaces the scenario's G(x) (the inverse mode's guess)."""
     domain = build_domain(scn.domain)
     fr, mat = scn.fracture, scn.material
     physics = Physics(lam=mat.lame_lambda, mu=mat.lame_mu, eta=mat.substrate_stiffness, split=mat.split,
                       fracture=fr.enabled, s=fr.length_scale, k_res=fr.residual_stiffness, model=fr.model)
-    return Problem(physics=physics, domain=domain, toughness=build_toughness(fr.toughness, domain, seed=scn.seed),
+    if toughness is None:
+        toughness = build_toughness(fr.toughness, domain, seed=scn.seed)
+    return Problem(physics=physics, domain=domain, toughness=toughness,
                    rate=scn.shrinkage.rate, t_end=scn.shrinkage.t_end)
 
 
@@ -64,7 +67,8 @@ class Run:
     """One simulation writing into one folder. `execute()` trains and writes every output."""
 
     def __init__(self, scn: config.Scenario, out: Path, *, device: torch.device, resume: bool = False,
-                 progress: Callable[[int, dict], None] | None = None, log: Callable[[str], None] = print):
+                 progress: Callable[[int, dict], None] | None = None, log: Callable[[str], None] = print,
+                 toughness: torch.nn.Module | None = None, pictures: bool = True):
         self.fem = scn.solver.backend == "fem"
         if self.fem:  # scipy's sparse solvers: the CPU, in float64
             if device.type != "cpu":
@@ -72,7 +76,8 @@ class Run:
             device = torch.device("cpu")
         self.scn, self.out, self.device, self.log = scn, Path(out), device, log
         self.dtype = torch.float32 if scn.solver.dtype == "float32" and not self.fem else torch.float64
-        self.problem = build_problem(scn)
+        self.problem = build_problem(scn, toughness=toughness)
+        self.pictures = pictures
         self.problem.toughness.to(device)
         self.solver = scn.solver
         self.hash = config.scenario_hash(scn)
@@ -166,6 +171,7 @@ class Run:
         arrays = {"phi": phi, "u": u3.reshape(ny, nx, 3), "G": f["G"].reshape(ny, nx), "mask": mask.astype(np.uint8)}
         for k in TERMS:
             arrays[f"{k}_energy_density"] = np.where(inside, f[k], 0.0).reshape(ny, nx)
+        arrays["crack_length_density"] = np.where(inside, f["crack_density"], 0.0).reshape(ny, nx)
         name = f"fields_{index:04d}.vti"
         export.write_vti(self.out / name, origin=self.grid.origin, spacing=self.grid.spacing, point_data=arrays)
         self.pvd = [e for e in self.pvd if e[1] != name] + [(t, name)]
@@ -274,21 +280,11 @@ class Run:
             return {}
         wall = self.wall_before + time.perf_counter() - self.t0
         stats = self.last_stats
-        extent = self.grid.extent
-        export.plot_crack_series(self.out / "cracks.png", self.frames, extent=extent, title=self.scn.name)
-        export.plot_crack_over_field(self.out / "cracks_over_G.png", phi=self.last_arrays["phi"],
-                                     mask=self.last_arrays["mask"].astype(bool), field=self.last_arrays["G"],
-                                     extent=extent, field_label="G (toughness)")
-        export.plot_history(self.out / "energy.png", self.rows)
-        area = self.problem.domain.area
-        export.plot_crack_density(self.out / "crack_density.png", [r["t"] for r in self.rows],
-                                  [r["skeleton_length"] / area for r in self.rows])
         phi, mask, s = self.last_arrays["phi"], self.last_arrays["mask"].astype(bool), self.problem.physics.s
         cells = analysis.fragments(phi, mask=mask, spacing=self.grid.spacing, min_area=(4 * s) ** 2)
-        export.plot_histogram(self.out / "fragment_areas.png", cells.areas, xlabel="fragment area")
         angles = analysis.junctions(phi, mask=mask, spacing=self.grid.spacing, arm_length=10 * s).all_angles()
-        export.plot_histogram(self.out / "junction_angles.png", angles, xlabel="angle between crack arms (°)",
-                              bins=36, marks=(90, 120))
+        if self.pictures:
+            self._pictures(cells.areas, angles)
         cracked = [r["t"] for r in self.rows if r["skeleton_length"] > 0]
         summary = {
             "name": self.scn.name, "vefrac_version": __version__, "torch_version": torch.__version__,
@@ -306,6 +302,21 @@ class Run:
         export.write_json(self.out / "summary.json", summary)
         self._checkpoint()
         return summary
+
+
+    def _pictures(self, areas: np.ndarray, angles: np.ndarray) -> None:
+        extent = self.grid.extent
+        export.plot_crack_series(self.out / "cracks.png", self.frames, extent=extent, title=self.scn.name)
+        export.plot_crack_over_field(self.out / "cracks_over_G.png", phi=self.last_arrays["phi"],
+                                     mask=self.last_arrays["mask"].astype(bool), field=self.last_arrays["G"],
+                                     extent=extent, field_label="G (toughness)")
+        export.plot_history(self.out / "energy.png", self.rows)
+        area = self.problem.domain.area
+        export.plot_crack_density(self.out / "crack_density.png", [r["t"] for r in self.rows],
+                                  [r["skeleton_length"] / area for r in self.rows])
+        export.plot_histogram(self.out / "fragment_areas.png", areas, xlabel="fragment area")
+        export.plot_histogram(self.out / "junction_angles.png", angles, xlabel="angle between crack arms (°)",
+                              bins=36, marks=(90, 120))
 
 
 @contextlib.contextmanager

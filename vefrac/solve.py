@@ -60,7 +60,8 @@ class Problem:
 
 
 def fourier_scale(network: config.Network, problem: Problem) -> float:
-    """Fourier scale in units of 1/L: 0.1·L/s (≥ 2) resolves crack bands of width ~s."""
+    """Fourier scale in units of 1/L: 0.1·L/s (≥ 2) resolves crack bands of width ~s.
+    (`network.fourier_scales`, when given, replaces it by one scale per group of features.)"""
     if network.fourier_scale is not None:
         return network.fourier_scale
     if not problem.physics.fracture:
@@ -101,7 +102,8 @@ class FieldModel(nn.Module):
         self.space_time = space_time
         self.fracture = problem.physics.fracture
         periods = tuple(size / dom.length if p else None for size, p in zip(dom.size, dom.periodic))
-        common = dict(features=network.fourier_features, scale=fourier_scale(network, problem),
+        scale = tuple(network.fourier_scales) if network.fourier_scales else fourier_scale(network, problem)
+        common = dict(features=network.fourier_features, scale=scale,
                       hidden_layers=network.hidden_layers, width=network.width, periods=periods)
         self.u_net = FourierMLP(out=2, generator=generator, extra=1 if space_time else 0, **common)
         self.u_net.reset_output(0.0)  # start from u = 0: the uniform state, not a random strain
@@ -202,7 +204,8 @@ class Trainer:
         if self.world > 1:
             self.net = nn.parallel.DistributedDataParallel(model, broadcast_buffers=False)
         self.sampler = Sampler(problem.domain, n=max(1, solver.points // self.world), kind=solver.sampling,
-                               generator=generator, dtype=dtype)
+                               generator=generator, dtype=dtype, fraction=solver.importance_fraction)
+        self._density_of = None  # importance sampling: the cache its density was built from
         self.progress = progress or (lambda it, terms: None)
         self.log = log
         self.good: dict | None = None  # the last state known to be finite, while inside adam
@@ -235,12 +238,24 @@ class Trainer:
         return terms.sum(), terms
 
     def draw(self, t_value: float | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if self.sampler.kind == "importance":
+            self._follow_cache()
         x, w = self.sampler()
         if t_value is None:  # space-time: a uniform time per point
             t = torch.rand(x.shape[0], generator=self.generator, device=x.device, dtype=x.dtype) * self.problem.t_end
         else:
             t = x.new_full((x.shape[0],), t_value)
         return x, w, t
+
+    def _follow_cache(self) -> None:
+        """Rebuild the importance density when the cache of the previous step has changed
+        (once per load step, and after a resume); no cache yet: stratified points."""
+        cache = getattr(self.model, "cache", None)
+        if cache is self._density_of:
+            return
+        self._density_of = cache
+        indicator = None if cache is None else crack_indicator(cache, physics=self.problem.physics)
+        self.sampler.set_density(indicator, self.model.cache_grid)
 
     def adam(self, *, t_value: float | None, n_iter: int, state: State,
              checkpoint: Callable[[State], None], counter: list[int]) -> None:
@@ -382,6 +397,16 @@ def trapezoid_weights(grid: Grid) -> np.ndarray:
     wx = np.full(nx, grid.spacing[0]); wx[[0, -1]] *= 0.5
     wy = np.full(ny, grid.spacing[1]); wy[[0, -1]] *= 0.5
     return np.outer(wy, wx).ravel()
+
+
+def crack_indicator(cache: torch.Tensor, *, physics: Physics) -> torch.Tensor:
+    """Where importance sampling puts its points: the crack-length density of the cached φ,
+    (φ² + s²|∇φ|²)/(2s) for AT2 (AT1's for AT1). cache: (ny, nx, 3) channels φ, ∂φ/∂x, ∂φ/∂y.
+    Returns (ny, nx). It is largest on the crack band, and its |∇φ|² part marks the band's
+    flanks, where φ, and with it the stress, changes fastest."""
+    flat = cache.reshape(-1, 3)
+    density = crack_length_density(flat[:, 0], flat[:, 1:], s=physics.s, model=physics.model)
+    return density.reshape(cache.shape[:2])
 
 
 @torch.no_grad()

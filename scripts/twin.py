@@ -1,0 +1,184 @@
+"""Twin experiment for `vefrac invert`: a known G(x), its crack picture, and G inferred from the picture.
+
+    python scripts/twin.py [--scenario scenarios/twin-mud.yaml] [--out outputs/twin] [--seeds 3]
+                           [--blur 1.0] [--noise 0.05] [--pixels 400] [--set KEY=VALUE ...]
+
+1. Forward run with the scenario's own (known, heterogeneous) toughness: the truth.
+2. Render its final crack pattern as a grey picture (dark cracks on light mud), blur it by
+   `--blur` pixels and add Gaussian noise of standard deviation `--noise` (grey levels in [0, 1]).
+3. `vefrac invert` from that picture alone (the true G is never read; only its mean is the prior).
+4. Compare: the correlation between the true and the inferred log G over the whole layer and
+   near the observed cracks (within `--near` s of them), and the overlap (tolerant IoU) of the
+   re-simulated and the observed cracks. Writes twin.json and twin.png in --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from vefrac import export  # noqa: E402
+from vefrac.config import load_scenario  # noqa: E402
+
+
+def _vefrac(*args: str) -> None:
+    cmd = [sys.executable, "-m", "vefrac", *args]
+    print("$", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True, cwd=ROOT)
+
+
+def _read_vti(path: Path) -> dict:
+    import pyvista as pv
+
+    data = pv.read(str(path))
+    ny, nx = data.dimensions[1], data.dimensions[0]
+    return {k: np.asarray(data.point_data[k]).reshape(ny, nx, -1).squeeze() for k in data.point_data.keys()}
+
+
+def render(phi: np.ndarray, mask: np.ndarray, *, pixels: int, blur: float, noise: float, seed: int) -> np.ndarray:
+    """A grey picture (row 0 = top = largest y) of the cracks: dark where φ is high, light mud."""
+    from scipy import ndimage
+
+    ny, nx = phi.shape
+    zoom = pixels / max(ny, nx)
+    grey = 0.85 - 0.7 * np.clip(phi, 0, 1)
+    grey = np.where(mask, grey, 0.3)
+    grey = ndimage.zoom(grey, zoom, order=1)[::-1]
+    if blur > 0:
+        grey = ndimage.gaussian_filter(grey, blur)
+    grey = grey + noise * np.random.default_rng(seed).standard_normal(grey.shape)
+    return np.clip(grey, 0, 1)
+
+
+def correlation(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
+
+
+def twin(scenario: Path, out: Path, *, seeds: int, blur: float, noise: float, pixels: int, near: float,
+         overrides: list[str]) -> dict:
+    from PIL import Image
+    from scipy import ndimage
+
+    scn = load_scenario(scenario, overrides)
+    out.mkdir(parents=True, exist_ok=True)
+    sets = [a for o in overrides for a in ("--set", o)]
+    started = time.perf_counter()
+    _vefrac("run", str(scenario), "--out", str(out / "truth"), "--overwrite", "--quiet", *sets)
+    truth_time = time.perf_counter() - started
+    last = sorted((out / "truth").glob("fields_*.vti"))[-1]
+    truth = _read_vti(last)
+    mask = truth["mask"].astype(bool)
+    picture = render(truth["phi"], mask, pixels=pixels, blur=blur, noise=noise, seed=scn.seed)
+    image = out / "cracks.png"
+    Image.fromarray((picture * 255).round().astype(np.uint8)).save(image)
+
+    started = time.perf_counter()
+    _vefrac("invert", str(scenario), "--image", str(image), "--out", str(out / "invert"), "--overwrite",
+            *sets, "--set", f"invert.seeds={seeds}")
+    invert_time = time.perf_counter() - started
+    inferred = _read_vti(out / "invert" / "inferred.vti")
+    summary = json.loads((out / "invert" / "summary.json").read_text())
+
+    material = inferred["material"].astype(bool) & mask
+    s = scn.fracture.length_scale
+    spacing = summary_spacing(out / "invert" / "inferred.vti")
+    dist = ndimage.distance_transform_edt(~inferred["observed_skeleton"].astype(bool), sampling=spacing[::-1])
+    close = material & (dist <= near * s)
+    true_log, inferred_log = np.log(truth["G"]), inferred["log_G"]
+    result = {
+        "scenario": str(scenario), "overrides": overrides, "seeds": seeds, "blur_px": blur, "noise": noise,
+        "pixels": pixels, "near_s": near,
+        "correlation_all": correlation(true_log[material], inferred_log[material]),
+        "correlation_near_cracks": correlation(true_log[close], inferred_log[close]),
+        "near_fraction": float(close.sum() / material.sum()),
+        "overlap": summary["inversion"]["overlap"], "precision": summary["inversion"]["precision"],
+        "recall": summary["inversion"]["recall"],
+        "truth_fragments": json.loads((out / "truth" / "summary.json").read_text())["final"]["fragments"],
+        "resimulated_fragments": summary["final"]["fragments"],
+        "mean_log_G_std": summary["inversion"]["mean_log_G_std"],
+        "truth_wall_s": truth_time, "invert_wall_s": invert_time,
+    }
+    if "log_G_std" in inferred:
+        std = inferred["log_G_std"]
+        result["log_G_std_near_cracks"] = float(std[close].mean())
+        result["log_G_std_far"] = float(std[material & ~close].mean())
+    export.write_json(out / "twin.json", result)
+    _picture(out / "twin.png", truth=true_log, inferred=inferred_log, std=inferred.get("log_G_std"),
+             observed=inferred["phi_observed"], model=inferred["phi_model"], material=material,
+             extent=_extent(out / "invert" / "inferred.vti"), result=result)
+    return result
+
+
+def summary_spacing(path: Path) -> tuple[float, float]:
+    import pyvista as pv
+
+    return tuple(pv.read(str(path)).spacing[:2])
+
+
+def _extent(path: Path):
+    import pyvista as pv
+
+    b = pv.read(str(path)).bounds
+    return (b[0], b[1], b[2], b[3])
+
+
+def _picture(path, *, truth, inferred, std, observed, model, material, extent, result) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [("true log G", truth, "viridis"), ("inferred log G", inferred, "viridis")]
+    if std is not None:
+        panels.append(("std of log G over seeds", std, "magma"))
+    panels += [("observed cracks", observed, "gray_r"), ("re-simulated with inferred G", model, "gray_r")]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 3.6), constrained_layout=True)
+    lo, hi = np.percentile(truth[material], [1, 99])
+    for ax, (title, values, cmap) in zip(axes, panels):
+        shown = np.ma.masked_array(values, mask=~material)
+        kw = {"vmin": lo, "vmax": hi} if "log G" in title and "std" not in title else {}
+        if cmap == "gray_r":
+            kw = {"vmin": 0, "vmax": 1}
+        im = ax.imshow(shown, origin="lower", extent=extent, cmap=cmap, **kw)
+        if "log G" in title:
+            cracks = np.zeros(observed.shape + (4,))
+            cracks[..., 3] = np.where(observed > 0.5, 0.6, 0.0)
+            ax.imshow(cracks, origin="lower", extent=extent)
+        ax.set_title(title, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        fig.colorbar(im, ax=ax, shrink=0.7)
+    fig.suptitle(f"twin experiment: corr(log G) all {result['correlation_all']:.2f}, near cracks "
+                 f"{result['correlation_near_cracks']:.2f}; overlap {result['overlap']:.2f}", fontsize=10)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--scenario", default=str(ROOT / "scenarios" / "twin-mud.yaml"))
+    p.add_argument("--out", default=str(ROOT / "outputs" / "twin"))
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--blur", type=float, default=1.0, help="Gaussian blur of the picture, in pixels")
+    p.add_argument("--noise", type=float, default=0.05, help="noise standard deviation in grey levels")
+    p.add_argument("--pixels", type=int, default=400, help="picture size along its longest side")
+    p.add_argument("--near", type=float, default=3.0, help="'near the cracks': within this many s")
+    p.add_argument("--set", dest="overrides", action="append", default=[])
+    a = p.parse_args()
+    result = twin(Path(a.scenario), Path(a.out), seeds=a.seeds, blur=a.blur, noise=a.noise, pixels=a.pixels,
+                  near=a.near, overrides=a.overrides)
+    for k, v in result.items():
+        print(f"{k:>26}: {v}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,221 @@
+"""The inverse mode: the energy-gap gradient it rests on, its update, and `vefrac invert` end to end.
+
+The twin experiment (recovering a known G from its rendered cracks) is tests/test_twin.py (slow).
+"""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import pyvista as pv
+import torch
+from PIL import Image
+from scipy import optimize
+
+from tests.readback import assert_run_outputs
+from vefrac import cli, inverse
+from vefrac.energy import Physics, crack_length_density, energy_densities
+from vefrac.geometry import Grid
+
+SMALL = ["solver.points=256", "solver.load_steps=2", "solver.iterations=4", "solver.first_step_iterations=6",
+         "output.resolution=40", "output.snapshots=3", "invert.outer_iterations=2",
+         "invert.assimilation_iterations=8", "network.fourier_features=16", "network.width=16"]
+
+
+def _sets(items):
+    return [a for item in items for a in ("--set", item)]
+
+
+def _crack_picture(path, size=120):
+    grey = np.full((size, size), 215, np.uint8)
+    grey[:, size // 2 - 2:size // 2 + 2] = 25  # a vertical crack through the middle
+    grey[size // 3:size // 3 + 3, : size // 2] = 25  # a T-junction on its left
+    Image.fromarray(grey).save(path)
+    return path
+
+
+# ----------------------------------------------------------------------------- the gradient
+
+
+@pytest.mark.parametrize("eps", [0.02, 0.05, 0.08])
+def test_danskin_derivative_of_the_minimum_energy_is_the_crack_density(eps):
+    """dE*/dG = c(φ*): the derivative of the minimised energy with respect to G is the crack-length
+    density of the minimiser — the identity the G update uses (no derivative through training).
+    Checked on the homogeneous uniformly shrunk layer, minimised numerically with vefrac's own
+    energy densities, against a central finite difference of the minimum."""
+    phys = Physics(lam=1.0, mu=1.0, eta=100.0, split="amor", fracture=True, s=0.02, k_res=1e-6)
+    zero = torch.zeros(1, dtype=torch.float64)
+
+    def energy(phi, G):
+        d = energy_densities(phys, u=torch.zeros(1, 2, dtype=torch.float64),
+                             grad_u=torch.zeros(1, 2, 2, dtype=torch.float64),
+                             phi=torch.tensor([phi], dtype=torch.float64), grad_phi=torch.zeros(1, 2, dtype=torch.float64),
+                             G=torch.tensor([G], dtype=torch.float64), eps_s=eps)
+        return float(d["elastic"] + d["surface"] + d["substrate"])
+
+    def minimum(G):
+        r = optimize.minimize_scalar(lambda p: energy(p, G), bounds=(0, 1), method="bounded",
+                                     options={"xatol": 1e-12})
+        return r.fun, r.x
+
+    G, dG = 1e-3, 1e-6
+    _, phi_star = minimum(G)
+    assert 0.05 < phi_star < 0.95  # a non-trivial minimiser
+    derivative = (minimum(G + dG)[0] - minimum(G - dG)[0]) / (2 * dG)
+    c = float(crack_length_density(torch.tensor([phi_star], dtype=torch.float64), zero[None].expand(1, 2),
+                                   s=phys.s))
+    assert derivative == pytest.approx(c, rel=1e-4)
+
+
+def _line_fields(n=65):
+    grid = Grid((0.0, 0.0), (1 / (n - 1), 1 / (n - 1)), (n, n))
+    x = grid.points()[:, 0].reshape(n, n)
+    s = 0.03
+    crack = np.exp(-np.abs(x - 0.5) / s)
+    c_line = crack**2 / s  # (φ² + s²φ'²)/(2s) of the AT2 profile
+    return grid, x, s, c_line
+
+
+def test_gap_step_lowers_G_on_missing_cracks_and_raises_it_on_spurious_ones():
+    grid, x, s, c_line = _line_fields()
+    material = np.ones_like(x, dtype=bool)
+    spurious = np.roll(c_line, 20, axis=1)  # the model cracked elsewhere
+    g = np.full_like(x, math.log(1e-3))
+    target = inverse.gap_step(g, c_assimilated=c_line, c_free=spurious, material=material, s=s, step=0.3,
+                              scale=float((s * c_line).max()), smooth=lambda v: v, mean_weight=0.0, g_mean=1e-3)
+    on_obs = np.abs(x - 0.5) < 1e-9  # column 32
+    on_model = np.abs(x - 52 / 64) < 1e-9  # column 52
+    assert on_obs.any() and on_model.any()
+    assert np.all(target[on_obs] < g[on_obs] - 0.29)  # a full step down where the picture has a crack
+    assert np.all(target[on_model] > g[on_model] + 0.29)  # and up where only the model has one
+    far = (np.abs(x - 0.5) > 0.2) & (np.abs(x - 52 / 64) > 0.2)
+    assert np.allclose(target[far], g[far], atol=1e-3)  # no information, no change
+    # identical patterns: no change at all (the gap is minimal)
+    same = inverse.gap_step(g, c_assimilated=c_line, c_free=c_line, material=material, s=s, step=0.3, scale=1.0,
+                            smooth=lambda v: v, mean_weight=0.0, g_mean=1e-3)
+    assert np.array_equal(same, g)
+
+
+def test_gap_step_mean_pull_restores_the_prior_mean():
+    grid, x, s, c_line = _line_fields()
+    material = np.ones_like(x, dtype=bool)
+    g = np.full_like(x, math.log(1e-3))
+    target = inverse.gap_step(g, c_assimilated=c_line, c_free=np.zeros_like(x), material=material, s=s, step=0.5,
+                              scale=float((s * c_line).max()), smooth=lambda v: v, mean_weight=1.0, g_mean=1e-3)
+    assert np.exp(target).mean() == pytest.approx(1e-3, rel=1e-12)
+    assert target[np.abs(x - 0.5) < 1e-9].max() < target.max() - 0.4  # the crack stays the weak line
+
+
+# ----------------------------------------------------------------------------- end to end
+
+
+def test_invert_writes_every_output(tmp_path):
+    image = _crack_picture(tmp_path / "cracks.png")
+    out = tmp_path / "inv"
+    code = cli.main(["invert", "scenarios/square-mud.yaml", "--image", str(image), "--out", str(out), "--quiet",
+                     *_sets(SMALL + ["invert.seeds=2"])])
+    assert code == 0
+    summary = assert_run_outputs(out, t_end=0.1, snapshots=3)  # the forward run with the inferred G
+    for name in ("inferred.vti", "inversion.csv", "inversion.png", "observation.png", "G_inferred.png",
+                 "G_uncertainty.png", "observed_vs_model.png", "config.yaml", "inversion.pt"):
+        assert (out / name).is_file(), name
+    assert not (out / inverse.WORK).exists()
+    inv = summary["inversion"]
+    for key in ("final_misfit", "overlap", "precision", "recall", "mean_G", "std_log_G", "mean_log_G_std"):
+        assert np.isfinite(inv[key]), key
+    assert 0 <= inv["overlap"] <= 1 and inv["cracks"] == "dark" and inv["seeds"] == 2
+    data = pv.read(str(out / "inferred.vti")).point_data
+    for array in ("G", "log_G", "log_G_std", "phi_observed", "observed_skeleton", "material", "phi_model"):
+        assert array in data.keys(), array
+    assert np.all(np.asarray(data["G"]) > 0)
+    assert np.allclose(np.log(data["G"]), data["log_G"])
+    rows = (out / "inversion.csv").read_text().strip().splitlines()
+    assert len(rows) == 1 + 2 * 2  # header + seeds × outer iterations
+    # the forward run's snapshots carry the inferred G, not the scenario's random one
+    reader = pv.PVDReader(str(out / "fields.pvd"))
+    reader.set_active_time_value(reader.time_values[-1])
+    assert np.allclose(reader.read()[0].point_data["G"], data["G"], rtol=1e-6)
+    assert "invert:" in (out / "config.yaml").read_text()
+
+
+def test_invert_resumes_after_an_interruption(tmp_path, monkeypatch):
+    image = _crack_picture(tmp_path / "cracks.png")
+    out = tmp_path / "inv"
+    args = ["invert", "scenarios/square-mud.yaml", "--image", str(image), "--out", str(out), "--quiet", *_sets(SMALL)]
+    calls = {"n": 0}
+    original = inverse.Inversion._forward
+
+    def interrupted(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the second outer iteration's forward run
+            raise KeyboardInterrupt
+        return original(self, *a, **k)
+
+    monkeypatch.setattr(inverse.Inversion, "_forward", interrupted)
+    assert cli.main(args) == 130
+    saved = torch.load(out / inverse.CHECKPOINT, weights_only=False)["state"]
+    assert saved["iteration"] == 1 and len(saved["history"]) == 1
+    monkeypatch.setattr(inverse.Inversion, "_forward", original)
+    assert cli.main(args + ["--resume"]) == 0
+    rows = (out / "inversion.csv").read_text().strip().splitlines()
+    assert len(rows) == 3 and rows[1].startswith("0,1,")  # iteration 1 kept, iteration 2 done after resuming
+    assert json.loads((out / "summary.json").read_text())["inversion"]["seeds"] == 1
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("missing", "does not exist"),
+    ("corrupt", "cannot be read"),
+    ("blank", "no crack"),
+    ("wide", "invert.observation.size"),
+])
+def test_invert_bad_images_exit_2_and_leave_no_folder(tmp_path, capsys, case, expected):
+    path = tmp_path / "picture.png"
+    if case == "corrupt":
+        path.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    elif case == "blank":
+        Image.fromarray(np.full((80, 80), 200, np.uint8)).save(path)
+    elif case == "wide":
+        grey = np.full((40, 400), 210, np.uint8)
+        grey[:, 200:203] = 20
+        Image.fromarray(grey).save(path)
+    out = tmp_path / "inv"
+    code = cli.main(["invert", "scenarios/square-mud.yaml", "--image", str(path), "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert expected in err.lower() or expected in err
+    assert "Traceback" not in err and err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_invert_refuses_the_fem_backend(tmp_path, capsys):
+    image = _crack_picture(tmp_path / "cracks.png")
+    code = cli.main(["invert", "scenarios/square-mud.yaml", "--image", str(image), "--out", str(tmp_path / "o"),
+                     "--set", "solver.backend=fem"])
+    assert code == 2 and "solver.backend" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["grid", "network"])
+def test_log_toughness_follows_a_smooth_target(kind):
+    """Both representations of log G take up a smooth target given on the evaluation grid."""
+    from vefrac import config
+    from vefrac.geometry import build_domain
+
+    scn = config.load_scenario("scenarios/square-mud.yaml", [f"invert.unknown={kind}"])
+    domain = build_domain(scn.domain)
+    grid = domain.grid(48)
+    unknown = inverse.LogToughness(scn.invert, grid=grid, domain=domain, g0=math.log(1e-3), s=0.02, seed=0)
+    assert np.allclose(unknown.on_grid(), math.log(1e-3))  # starts at the prior mean
+    pts = grid.points()
+    target = (math.log(1e-3) + 0.4 * np.sin(2 * np.pi * pts[:, 0]) * np.cos(np.pi * pts[:, 1])).reshape(grid.shape)
+    material = np.ones(grid.shape, dtype=bool)
+    for _ in range(1 if kind == "grid" else 2):
+        unknown.update(target, material)
+    error = np.abs(unknown.on_grid() - target)
+    assert error.max() < (0.01 if kind == "grid" else 0.1) and error.mean() < (0.005 if kind == "grid" else 0.03)
+    G = unknown.field()(torch.as_tensor(pts))
+    assert torch.all(G > 0) and np.allclose(np.log(G.numpy()), unknown.on_grid().ravel(), atol=1e-9)
+    saved = unknown.state()
+    other = inverse.LogToughness(scn.invert, grid=grid, domain=domain, g0=math.log(1e-3), s=0.02, seed=1)
+    other.load(saved)
+    assert np.allclose(other.on_grid(), unknown.on_grid())

@@ -1,0 +1,439 @@
+"""Inverse mode: infer the toughness G(x) from a picture of the cracks.
+
+The unknown is g = log G, on a coarse grid or as a Fourier-feature network. Each outer
+iteration compares two states at the observation time t_obs:
+
+- the *free* state: the forward model (load stepping from t = 0, the scenario's solver) with
+  the current G — what the model predicts;
+- the *assimilated* state: the minimiser of E(u, φ; G) + w·M(φ), the energy plus the misfit
+  M = Ḡ/(2s) ∫ (φ − φ_obs)² over the imaged material — the state closest to the picture that
+  the physics still accepts.
+
+The objective is the energy gap J(G) = min[E + wM] − min E ≥ 0, zero when the model, left
+to itself, already cracks as observed. E is linear in G with coefficient c(φ) = (φ² + s²|∇φ|²)/(2s),
+so by Danskin's theorem ∂J/∂G(x) = c_assimilated(x) − c_free(x): lower G where the picture has
+a crack the model does not make, raise it where the model cracks and the picture does not.
+No derivative through the training is needed. The step is preconditioned by the prior:
+the gradient is smoothed over prior.correlation_length (a Sobolev gradient: G varies smoothly)
+and the mean of G is pulled towards prior.mean. The update of log G at most `step` per
+iteration; the iterate whose free forward run matches the picture best is kept.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import math
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from . import __version__, analysis, config, export
+from .errors import InputError
+from .fields import GridField, bilinear
+from .geometry import Grid
+from .nets import FourierMLP
+from .observe import Observed, read_observation
+from .runner import Run, build_problem, check_writable
+from .solve import TERMS, FieldModel, State, Trainer, energy_terms, evaluate, planned_iterations, trapezoid_weights
+
+CHECKPOINT = "inversion.pt"
+WORK = ".work"
+HISTORY_COLUMNS = ["seed", "iteration", "overlap", "precision", "recall", "misfit", "assimilated_misfit",
+                   "free_energy", "assimilated_energy", "energy_gap", "mean_G", "std_log_G", "step"]
+
+
+# ----------------------------------------------------------------------------- the unknown
+
+
+class LogToughness:
+    """g = log G(x) on a coarse grid (bilinear) or as a Fourier-feature network.
+
+    `field(grid)` returns G on `grid` as a GridField the solver can use; `update(target)` moves
+    g towards target values given on the evaluation grid."""
+
+    def __init__(self, spec: config.Invert, *, grid: Grid, domain, g0: float, s: float, seed: int):
+        self.kind, self.grid = spec.unknown, grid
+        self.g0 = g0
+        xmin, ymin, xmax, ymax = domain.bounds
+        if self.kind == "grid":
+            h = spec.grid_spacing or s
+            nx = max(2, int(math.ceil((xmax - xmin) / h)) + 1)
+            ny = max(2, int(math.ceil((ymax - ymin) / h)) + 1)
+            self.coarse = Grid((xmin, ymin), ((xmax - xmin) / (nx - 1), (ymax - ymin) / (ny - 1)), (ny, nx))
+            self.values = np.full((ny, nx), g0)
+        else:
+            gen = torch.Generator().manual_seed(seed)
+            self.centre = np.array([(xmin + xmax) / 2, (ymin + ymax) / 2])
+            self.length = max(xmax - xmin, ymax - ymin)
+            scale = max(2.0, 0.5 * self.length / (spec.prior.correlation_length or 2 * s))
+            self.net = FourierMLP(out=1, features=128, scale=scale, hidden_layers=2, width=64, generator=gen)
+            self.net.reset_output(0.0)
+
+    def on_grid(self) -> np.ndarray:
+        """(ny, nx) log G on the evaluation grid."""
+        pts = self.grid.points()
+        if self.kind == "grid":
+            v = bilinear(torch.as_tensor(self.values), torch.as_tensor(pts), origin=self.coarse.origin,
+                         spacing=self.coarse.spacing)
+            return v.numpy().reshape(self.grid.shape)
+        with torch.no_grad():
+            xh = torch.as_tensor((pts - self.centre) / self.length)
+            return (self.g0 + self.net(xh)[0][:, 0]).numpy().reshape(self.grid.shape)
+
+    def field(self) -> GridField:
+        return GridField(np.exp(self.on_grid()), origin=self.grid.origin, spacing=self.grid.spacing)
+
+    def update(self, target: np.ndarray, material: np.ndarray) -> None:
+        """Move g towards `target` (ny, nx) on the evaluation grid (fitted on the material)."""
+        if self.kind == "grid":
+            ny, nx = self.coarse.shape
+            xs = (self.coarse.origin[0] + self.coarse.spacing[0] * np.arange(nx) - self.grid.origin[0]) / self.grid.spacing[0]
+            ys = (self.coarse.origin[1] + self.coarse.spacing[1] * np.arange(ny) - self.grid.origin[1]) / self.grid.spacing[1]
+            yy, xx = np.meshgrid(ys, xs, indexing="ij")
+            self.values = ndimage.map_coordinates(target, [yy, xx], order=1, mode="nearest")
+            return
+        pts = torch.as_tensor((self.grid.points()[material.ravel()] - self.centre) / self.length)
+        goal = torch.as_tensor(target.ravel()[material.ravel()] - self.g0)
+        opt = torch.optim.Adam(self.net.parameters(), lr=3e-3)
+        for _ in range(300):  # a regression onto the smoothed target: cheap next to the solves
+            idx = torch.randint(0, pts.shape[0], (min(4096, pts.shape[0]),))
+            opt.zero_grad()
+            loss = ((self.net(pts[idx])[0][:, 0] - goal[idx]) ** 2).mean()
+            loss.backward()
+            opt.step()
+
+    def state(self) -> dict:
+        return {"values": self.values.copy()} if self.kind == "grid" else {"net": copy.deepcopy(self.net.state_dict())}
+
+    def load(self, state: dict) -> None:
+        if self.kind == "grid":
+            self.values = np.array(state["values"])
+        else:
+            self.net.load_state_dict(state["net"])
+
+
+def gap_step(g: np.ndarray, *, c_assimilated: np.ndarray, c_free: np.ndarray, material: np.ndarray, s: float,
+             step: float, scale: float, smooth: Callable[[np.ndarray], np.ndarray], mean_weight: float,
+             g_mean: float) -> np.ndarray:
+    """One descent step of the energy gap in g = log G. All fields (ny, nx) on one grid.
+
+    c_*: crack-length densities (φ² + s²|∇φ|²)/(2s) of the assimilated and the free state, so that
+    ∂J/∂G = c_assimilated − c_free (Danskin). The gradient is made dimensionless by s, smoothed by
+    the prior (`smooth`), divided by `scale` and clipped to ±1: log G moves by at most `step`.
+    Then the mean of G is pulled towards g_mean by the fraction `mean_weight` (in log).
+    """
+    gradient = smooth(s * (c_assimilated - c_free))
+    target = g - step * np.clip(gradient / scale, -1.0, 1.0)
+    return target - mean_weight * math.log(np.exp(target[material]).mean() / g_mean)
+
+
+# ----------------------------------------------------------------------------- the assimilated state
+
+
+class AssimilationTrainer(Trainer):
+    """The energy plus the misfit w·Ḡ/(2s)·(φ − φ_obs)² on the imaged material."""
+
+    def __init__(self, *args, observed: torch.Tensor, grid: Grid, weight: float, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.observed, self.obs_grid, self.weight = observed, grid, weight  # observed: (ny, nx, 2): φ_obs, material
+
+    def loss(self, x, w, t):
+        dens = energy_terms(self.problem, self.net, x, t)
+        obs = bilinear(self.observed, x, origin=self.obs_grid.origin, spacing=self.obs_grid.spacing)
+        misfit = self.weight * (obs[:, 1] * (dens["phi"] - obs[:, 0]) ** 2)
+        parts = torch.stack([(w * dens[k]).sum() for k in TERMS]) / self.problem.energy_scale
+        loss = parts.sum() + (w * misfit).sum() / self.problem.energy_scale
+        return loss, parts.detach()
+
+
+# ----------------------------------------------------------------------------- the inversion
+
+
+@dataclass
+class InversionState:
+    seed_index: int = 0
+    iteration: int = 0  # outer iterations done for this seed
+    unknown: dict | None = None
+    assimilated: dict | None = None  # the assimilated state's model weights (warm start)
+    best: dict | None = None  # {"overlap", "misfit", "iteration", "unknown", "log_G"}
+    results: list = field(default_factory=list)  # per finished seed: best log G on the grid
+    history: list = field(default_factory=list)
+    wall: float = 0.0
+
+
+class Inversion:
+    """`vefrac invert`: one output folder, `execute()` does the whole job."""
+
+    def __init__(self, scn: config.Scenario, image: Path, out: Path, *, device: torch.device, resume: bool = False,
+                 progress: Callable[[int, dict], None] | None = None, log: Callable[[str], None] = print):
+        if scn.solver.backend != "pinn" or scn.solver.time != "load_stepping" or not scn.fracture.enabled:
+            raise InputError("vefrac invert needs solver.backend: pinn, solver.time: load_stepping and "
+                             "fracture.enabled: true (the G update compares load-stepped forward runs)")
+        inv = scn.invert
+        t_obs = inv.observation.time or scn.shrinkage.t_end
+        if t_obs > scn.shrinkage.t_end * (1 + 1e-12):
+            raise InputError(f"invert.observation.time = {t_obs} lies after shrinkage.t_end = "
+                             f"{scn.shrinkage.t_end}; allowed: 0 < time <= t_end")
+        # the forward model runs to the observation time; its snapshots only need the end points
+        self.forward_scn = scn.model_copy(update={"shrinkage": scn.shrinkage.model_copy(update={"t_end": t_obs})})
+        self.scn, self.image, self.out, self.device, self.log = scn, Path(image), Path(out), device, log
+        self.progress = progress or (lambda count, terms: None)
+        self.problem = build_problem(self.forward_scn)
+        self.s = self.problem.physics.s
+        self.grid = self.problem.domain.grid(scn.output.resolution)
+        self.observed: Observed = read_observation(self.image, inv.observation, domain=self.problem.domain,
+                                                   grid=self.grid, s=self.s)
+        for warning in self.observed.warnings:
+            log(f"warning: {warning}")
+        self.g_mean = inv.prior.mean or scn.fracture.toughness.mean
+        self.smoothing = inv.prior.correlation_length or 2 * self.s
+        self.dtype = torch.float32 if scn.solver.dtype == "float32" else torch.float64
+        self.counter = [0]
+        self.state = InversionState()
+        self.resumed = resume
+        if resume:
+            self._load_checkpoint()
+
+    # ------------------------------------------------------------------ planning
+
+    def forward_iterations(self) -> int:
+        return planned_iterations(self.forward_scn.model_copy(update={"output": self.scn.output.model_copy(
+            update={"snapshots": 2})}))
+
+    def planned_iterations(self) -> int:
+        inv = self.scn.invert
+        assim = inv.assimilation_iterations + (inv.outer_iterations - 1) * max(1, inv.assimilation_iterations // 4)
+        return inv.seeds * (inv.outer_iterations * self.forward_iterations() + assim) + self.forward_iterations()
+
+    # ------------------------------------------------------------------ pieces
+
+    def _forward(self, unknown: LogToughness, seed: int, folder: Path, *, final: bool = False) -> Run:
+        """A forward run with the current G; `final`: the full outputs, into the output folder."""
+        scn = self.forward_scn.model_copy(update={"seed": seed})
+        if not final:  # inner runs: the end points only, no pictures
+            scn = scn.model_copy(update={"output": scn.output.model_copy(update={"snapshots": 2})})
+        base = self.counter[0]
+
+        def progress(count, terms):
+            self.progress(base + count, terms)
+
+        run = Run(scn, folder, device=self.device, progress=progress, log=lambda line: None,
+                  toughness=unknown.field().to(self.device), pictures=final)
+        run.execute()
+        self.counter[0] = base + run.counter[0]
+        return run
+
+    def _assimilate(self, unknown: LogToughness, seed: int) -> dict:
+        """Minimise E + wM at t_obs from φ = 0; warm-started from the previous outer iteration."""
+        inv, solver = self.scn.invert, self.scn.solver
+        problem = build_problem(self.forward_scn, toughness=unknown.field().to(self.device))
+        init = torch.Generator().manual_seed(seed)
+        model = FieldModel(problem, self.scn.network, init, space_time=False,
+                           phi_bias=solver.phi_bias).to(self.device, self.dtype)
+        first = self.state.assimilated is None
+        if not first:
+            model.load_state_dict(self.state.assimilated)
+        ob = self.observed
+        observed = torch.as_tensor(np.stack([ob.phi, ob.material.astype(float)], -1), device=self.device,
+                                   dtype=self.dtype)
+        weight = inv.misfit_weight * self.g_mean / (2 * self.s)
+        gen = torch.Generator(device=self.device).manual_seed(seed + 7)
+        base = self.counter[0]
+        trainer = AssimilationTrainer(problem, solver, generator=gen, dtype=self.dtype, model=model,
+                                      progress=lambda count, terms: self.progress(base + count, terms),
+                                      observed=observed, grid=self.grid, weight=weight)
+        n_iter = inv.assimilation_iterations if first else max(1, inv.assimilation_iterations // 4)
+        counter = [0]
+        trainer.adam(t_value=self.problem.t_end, n_iter=n_iter, state=State(), checkpoint=lambda st: None,
+                     counter=counter)
+        self.counter[0] = base + counter[0]
+        self.state.assimilated = copy.deepcopy(model.state_dict())
+        f = evaluate(problem, model, self.grid.points(), self.problem.t_end, device=self.device, dtype=self.dtype)
+        w = trapezoid_weights(self.grid) * f["inside"]
+        energy = float(sum((w * f[k]).sum() for k in TERMS))
+        misfit = float((w * ob.material.ravel() * (f["phi"] - ob.phi.ravel()) ** 2).sum()) * weight
+        ny, nx = self.grid.shape
+        return {"phi": f["phi"].reshape(ny, nx), "c": f["crack_density"].reshape(ny, nx), "energy": energy,
+                "misfit": misfit}
+
+    def _plot_observation(self) -> None:
+        export.plot_observation(self.out / "observation.png", grey=self.observed.grey, phi=self.observed.phi,
+                                material=self.observed.material, extent=self.grid.extent,
+                                title=f"what was read from {self.image.name} ({self.observed.cracks} cracks)")
+
+    def _smooth(self, values: np.ndarray) -> np.ndarray:
+        """Gaussian smoothing over the prior's correlation length, normalised on the material."""
+        m = self.observed.material.astype(float)
+        sigma = [self.smoothing / self.grid.spacing[1], self.smoothing / self.grid.spacing[0]]
+        num = ndimage.gaussian_filter(values * m, sigma, mode="constant")
+        den = ndimage.gaussian_filter(m, sigma, mode="constant")
+        return np.where(m > 0, num / np.maximum(den, 1e-12), 0.0)
+
+    def _overlap(self, phi: np.ndarray) -> dict:
+        skel = analysis.crack_skeleton(phi, mask=self.observed.material)
+        return analysis.crack_overlap(skel, self.observed.skeleton, spacing=self.grid.spacing,
+                                      tolerance=self.scn.invert.overlap_tolerance * self.s,
+                                      mask=self.observed.material)
+
+    def _misfit(self, phi: np.ndarray) -> float:
+        m = self.observed.material
+        return float(np.mean((phi[m] - self.observed.phi[m]) ** 2))
+
+    # ------------------------------------------------------------------ one seed
+
+    def _one_seed(self, index: int) -> None:
+        inv, st = self.scn.invert, self.state
+        seed = self.scn.seed + 1000 * index
+        unknown = LogToughness(inv, grid=self.grid, domain=self.problem.domain, g0=math.log(self.g_mean),
+                               s=self.s, seed=seed)
+        if st.unknown is not None:
+            unknown.load(st.unknown)
+        material = self.observed.material
+        scale = None
+        while st.iteration < inv.outer_iterations:
+            k = st.iteration + 1
+            run = self._forward(unknown, seed, self.out / WORK)
+            free = run.last_arrays
+            assim = self._assimilate(unknown, seed)
+            overlap = self._overlap(free["phi"])
+            g = unknown.on_grid()
+            row = {"seed": index, "iteration": k, "overlap": overlap["iou"], "precision": overlap["precision"],
+                   "recall": overlap["recall"], "misfit": self._misfit(free["phi"]),
+                   "assimilated_misfit": assim["misfit"], "free_energy": run.rows[-1]["total"],
+                   "assimilated_energy": assim["energy"],
+                   "energy_gap": assim["energy"] + assim["misfit"] - run.rows[-1]["total"],
+                   "mean_G": float(np.exp(g[material]).mean()), "std_log_G": float(g[material].std()),
+                   "step": inv.step}
+            better = st.best is None or (row["overlap"], -row["misfit"]) > (st.best["overlap"], -st.best["misfit"])
+            if better:
+                st.best = {"overlap": row["overlap"], "misfit": row["misfit"], "iteration": k,
+                           "unknown": unknown.state(), "log_G": g}
+            if scale is None:  # a full step where the picture's cracks are, once smoothed
+                scale = max(float(np.percentile(self._smooth(self.s * assim["c"])[material], 99)), 1e-12)
+            target = gap_step(g, c_assimilated=assim["c"], c_free=free["crack_length_density"], material=material,
+                              s=self.s, step=inv.step, scale=scale, smooth=self._smooth,
+                              mean_weight=inv.prior.mean_weight, g_mean=self.g_mean)
+            unknown.update(target, material)
+            st.history.append(row)
+            st.iteration, st.unknown = k, unknown.state()
+            self.log(f"seed {index + 1}/{inv.seeds}, iteration {k}/{inv.outer_iterations}: overlap "
+                     f"{row['overlap']:.3f} (precision {row['precision']:.2f}, recall {row['recall']:.2f}), "
+                     f"misfit {row['misfit']:.4f}, mean G {row['mean_G']:.3g}, std log G {row['std_log_G']:.3f}")
+            self._checkpoint()
+        st.results.append(st.best["log_G"])
+        st.seed_index, st.iteration, st.unknown, st.assimilated, st.best = index + 1, 0, None, None, None
+        self._checkpoint()
+
+    # ------------------------------------------------------------------ the whole job
+
+    def execute(self) -> dict:
+        self.t0 = time.perf_counter()
+        if not self.resumed:
+            self._prepare_folder()
+        self._plot_observation()
+        for index in range(self.state.seed_index, self.scn.invert.seeds):
+            self._one_seed(index)
+        logs = np.stack(self.state.results)
+        log_g = logs.mean(0)
+        log_std = logs.std(0, ddof=1) if len(logs) > 1 else None
+        g_field = GridField(np.exp(log_g), origin=self.grid.origin, spacing=self.grid.spacing)
+        self.log("forward run with the inferred G")
+
+        class Fixed:  # the inferred G as an unknown that no longer moves
+            def field(self_inner):
+                return g_field
+
+        run = self._forward(Fixed(), self.scn.seed, self.out, final=True)
+        return self._finish(run, log_g, log_std)
+
+    def _finish(self, run: Run, log_g: np.ndarray, log_std: np.ndarray | None) -> dict:
+        ob, grid = self.observed, self.grid
+        phi = run.last_arrays["phi"]
+        # the forward run wrote its own config and pictures into the folder: put the inversion's back
+        export.atomic_write_text(self.out / "config.yaml", config.dump_scenario(self.scn))
+        self._plot_observation()
+        overlap = self._overlap(phi)
+        mask = ob.material
+        arrays = {"G": np.exp(log_g), "log_G": log_g, "phi_observed": ob.phi,
+                  "observed_skeleton": ob.skeleton.astype(np.uint8), "material": mask.astype(np.uint8),
+                  "phi_model": phi}
+        if log_std is not None:
+            arrays["log_G_std"] = log_std
+        export.write_vti(self.out / "inferred.vti", origin=grid.origin, spacing=grid.spacing, point_data=arrays)
+        export.write_csv(self.out / "inversion.csv", self.state.history, HISTORY_COLUMNS)
+        export.plot_inversion_history(self.out / "inversion.png", self.state.history)
+        export.plot_crack_over_field(self.out / "G_inferred.png", phi=ob.phi, mask=mask, field=np.exp(log_g),
+                                     extent=grid.extent, field_label="inferred G, observed cracks")
+        if log_std is not None:
+            export.plot_crack_over_field(self.out / "G_uncertainty.png", phi=ob.phi, mask=mask, field=log_std,
+                                         extent=grid.extent, field_label="std of log G over seeds")
+        export.plot_side_by_side(self.out / "observed_vs_model.png",
+                                 [("observed", ob.phi, mask, grid.extent),
+                                  (f"forward run with inferred G (overlap {overlap['iou']:.2f})", phi, mask,
+                                   grid.extent)])
+        summary = json.loads((self.out / "summary.json").read_text())
+        summary["inversion"] = {
+            "image": str(self.image.resolve()), "observation_time": self.problem.t_end,
+            "cracks": ob.cracks, "threshold": ob.threshold, "pixel_size": list(ob.pixel_size),
+            "warnings": list(ob.warnings), "unknown": self.scn.invert.unknown, "seeds": self.scn.invert.seeds,
+            "final_misfit": self._misfit(phi), "overlap": overlap["iou"], "precision": overlap["precision"],
+            "recall": overlap["recall"], "overlap_tolerance": self.scn.invert.overlap_tolerance * self.s,
+            "mean_G": float(np.exp(log_g[mask]).mean()), "std_log_G": float(log_g[mask].std()),
+            "mean_log_G_std": float(log_std[mask].mean()) if log_std is not None else None,
+            "iterations": self.counter[0], "wall_time_s": self.state.wall + time.perf_counter() - self.t0,
+        }
+        export.write_json(self.out / "summary.json", summary)
+        shutil.rmtree(self.out / WORK, ignore_errors=True)
+        return summary
+
+    # ------------------------------------------------------------------ folder and checkpoints
+
+    def _prepare_folder(self) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        check_writable(self.out, needed_bytes=100_000_000)
+        for name in (CHECKPOINT, "inferred.vti", "inversion.csv"):
+            (self.out / name).unlink(missing_ok=True)
+        export.atomic_write_text(self.out / "config.yaml", config.dump_scenario(self.scn))
+
+    def _checkpoint(self) -> None:
+        payload = {"hash": config.scenario_hash(self.scn), "image": str(self.image.resolve()),
+                   "version": __version__, "state": self.state.__dict__ | {
+                       "wall": self.state.wall + time.perf_counter() - self.t0}, "counter": self.counter[0]}
+        buf = io.BytesIO()
+        torch.save(payload, buf)
+        export.atomic_write_bytes(self.out / CHECKPOINT, buf.getvalue())
+
+    def _load_checkpoint(self) -> None:
+        path = self.out / CHECKPOINT
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as exc:
+            raise InputError(f"--resume: checkpoint {str(path)!r} cannot be read: {exc}") from None
+        if payload.get("hash") != config.scenario_hash(self.scn) or payload.get("image") != str(self.image.resolve()):
+            raise InputError(f"--resume: checkpoint {str(path)!r} belongs to another scenario or image; resume "
+                             f"with the scenario, --image and --set options it was started with")
+        self.state = InversionState(**payload["state"])
+        self.counter[0] = payload["counter"]
+        self.log(f"resuming the inversion at seed {self.state.seed_index + 1}, outer iteration "
+                 f"{self.state.iteration + 1}")
+
+
+def prepare_output(out: Path, *, resume: bool, overwrite: bool) -> None:
+    """Refuse to clobber an earlier result; --resume needs the inversion's checkpoint."""
+    if resume:
+        if not (out / CHECKPOINT).is_file():
+            raise InputError(f"--resume: no inversion checkpoint {str(out / CHECKPOINT)!r} to continue from")
+        return
+    if out.exists() and not out.is_dir():
+        raise InputError(f"output path {str(out)!r} exists and is not a folder")
+    if out.exists() and any((out / f).exists() for f in (CHECKPOINT, "summary.json", "fields.pvd")) and not overwrite:
+        raise InputError(f"output folder {str(out)!r} already holds a result; use --resume to continue it, "
+                         f"--overwrite to start afresh, or --out for another folder")
