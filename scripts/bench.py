@@ -1,13 +1,16 @@
 """Benchmark: the training step of the default networks, and the wall time of square-mud.
 
     python scripts/bench.py [--points 16384 65536 262144] [--iterations 30] [--threads 1]
-                            [--no-scenario] [--no-baseline] [--profile] [--cache] [--set KEY=VALUE ...]
+                            [--no-scenario] [--no-baseline] [--no-compile] [--profile] [--cache]
+                            [--set KEY=VALUE ...]
                             [--json FILE]
 
 Prints a table: seconds per training iteration, points·iterations per second and peak memory
 at the given point counts, on the CPU and on the GPU when one is present, for vefrac's
 forward-mode derivatives next to a plain `torch.autograd.grad(create_graph=True)`
-implementation of the same networks (the in-run baseline); then the wall time of `square-mud`
+implementation of the same networks (the in-run baseline) and of the same step compiled with
+torch.compile (`solver.compile: true`; its compilation is excluded, it happens in the warm-up);
+then the wall time of `square-mud`
 run as a user runs it. Draws larger than `solver.chunk_points` (65536 by default) are
 evaluated in chunks with the gradients accumulated, so 256k points fit in bounded memory.
 
@@ -198,6 +201,45 @@ def run_fresh(spec: dict) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def time_to_solution(factors: list[float], backends: list[str], overrides: list[str], json_path) -> dict:
+    """square-mud with the domain scaled by F (domain/s = 50·F; points and export grid scaled with the
+    area, so the resolution per s stays), run as a user runs it, per backend: wall time and crack
+    statistics; then the fitted exponent of wall time against domain/s per backend."""
+    base = load_scenario(ROOT / "scenarios/square-mud.yaml", overrides)
+    rows = []
+    for backend in backends:
+        for f in factors:
+            sets = overrides + [f"domain.size=[{f},{f}]", f"solver.points={int(round(base.solver.points * f * f))}",
+                                f"output.resolution={int(round(base.output.resolution * f))}",
+                                f"solver.backend={backend}", f"name=square-mud-x{f:g}-{backend}"]
+            with tempfile.TemporaryDirectory() as tmp:
+                start = time.perf_counter()
+                subprocess.run([sys.executable, "-m", "vefrac", "run", str(ROOT / "scenarios/square-mud.yaml"),
+                                "--out", tmp, "--quiet", *[a for kv in sets for a in ("--set", kv)]],
+                               check=True, cwd=ROOT)
+                wall = time.perf_counter() - start
+                summary = json.loads((Path(tmp) / "summary.json").read_text())
+            final = summary["final"]
+            rows.append({"backend": backend, "factor": f, "domain_over_s": f * base.domain.size[0] / base.fracture.length_scale,
+                         "wall_s": wall, "fragments": final["fragments"], "mean_fragment_area": final["mean_fragment_area"],
+                         "skeleton_length": final["skeleton_length"], "crack_length": final["crack_length"],
+                         "first_crack_t": summary["first_crack_t"]})
+            print(f"{backend:5} domain/s = {rows[-1]['domain_over_s']:5.0f}: {wall:7.0f} s, {final['fragments']} fragments, "
+                  f"skeleton length {final['skeleton_length']:.3g}", flush=True)
+            if json_path:  # keep what is done: these runs are long
+                Path(json_path).with_suffix(".partial.json").write_text(json.dumps(rows, indent=2))
+    exponents = {}
+    for backend in backends:
+        mine = [r for r in rows if r["backend"] == backend]
+        if len(mine) >= 2:
+            import numpy as np
+
+            slope = np.polyfit(np.log([r["domain_over_s"] for r in mine]), np.log([r["wall_s"] for r in mine]), 1)[0]
+            exponents[backend] = float(slope)
+    print("cost exponents (wall time ∝ (domain/s)^p): " + ", ".join(f"{b} p = {p:.2f}" for b, p in exponents.items()))
+    return {"runs": rows, "exponents": exponents}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--points", type=int, nargs="+", default=[16384, 65536, 262144])
@@ -205,12 +247,17 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-scenario", action="store_true", help="skip the square-mud wall time")
     ap.add_argument("--no-baseline", action="store_true", help="skip the autograd baseline")
+    ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile'd step (solver.compile)")
     ap.add_argument("--profile", action="store_true",
                     help="torch.profiler's top 15 ops (self CPU time) of one step at the first point count")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="scenario override for every configuration and the square-mud run (repeatable)")
     ap.add_argument("--cache", action="store_true",
                     help="time a load step after the first: previous φ cached (needed to see importance sampling)")
+    ap.add_argument("--scaling", type=float, nargs="*", metavar="F",
+                    help="time to solution of square-mud with its domain (and points, export grid) scaled "
+                         "by each F, so domain/s = 50·F, for the PINN and the FEM backend; fits the cost exponents")
+    ap.add_argument("--backends", nargs="+", default=["pinn", "fem"], help="backends for --scaling")
     ap.add_argument("--json", help="also write the results here")
     ap.add_argument("--worker", help=argparse.SUPPRESS)  # one configuration, in a fresh process
     args = ap.parse_args()
@@ -226,6 +273,8 @@ def main() -> None:
                     "overrides": args.overrides, "cache": args.cache, "autograd": False, "profile": args.profile and n == args.points[0]}
             fwd = run_fresh(spec)
             ref = {} if args.no_baseline else run_fresh(spec | {"autograd": True, "profile": False})
+            comp = {} if args.no_compile else run_fresh(spec | {"profile": False,
+                                                               "overrides": args.overrides + ["solver.compile=true"]})
             row = {"device": str(device), "points": n}
             if "error" in fwd:
                 rows.append(row | {"error": fwd["error"]})
@@ -239,20 +288,28 @@ def main() -> None:
                         "autograd_peak_memory_mb": ref["peak_memory_mb"]}
             elif "error" in ref:
                 row["autograd_error"] = ref["error"]
+            if "s_per_it" in comp:
+                row |= {"compiled_s_per_it": comp["s_per_it"], "compiled_peak_memory_mb": comp["peak_memory_mb"]}
+                if "autograd_s_per_it" in row:
+                    row["compiled_speedup_vs_autograd"] = row["autograd_s_per_it"] / comp["s_per_it"]
+            elif "error" in comp:
+                row["compiled_error"] = comp["error"]
             row |= {k: fwd[k] for k in ("chunk_points", "drawn_points", "peak_rss_mb", "memory_measure") if k in fwd}
             rows.append(row)
     machine = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} thread(s), torch {torch.__version__}"
     print(f"\nvefrac training step ({machine})" + (f", {' '.join(args.overrides)}" if args.overrides else ""))
     print(f"{'device':8} {'points':>8} {'s/it':>9} {'points·it/s':>13} {'peak MB':>9} "
-          f"{'autograd s/it':>14} {'autograd MB':>12} {'speed-up':>9}")
+          f"{'autograd s/it':>14} {'autograd MB':>12} {'speed-up':>9} {'compiled s/it':>14} {'speed-up':>9}")
     for r in rows:
         if "error" in r:
             print(f"{r['device']:8} {r['points']:8d}  failed: {r['error']}")
             continue
         ref = (f"{r['autograd_s_per_it']:14.4f} {r['autograd_peak_memory_mb']:12.1f} {r['speedup_vs_autograd']:8.2f}x"
                if "autograd_s_per_it" in r else f"{'-':>14} {'-':>12} {'-':>9}")
+        comp = (f" {r['compiled_s_per_it']:14.4f}" + (f" {r['compiled_speedup_vs_autograd']:8.2f}x"
+                if "compiled_speedup_vs_autograd" in r else f" {'-':>9}")) if "compiled_s_per_it" in r else ""
         print(f"{r['device']:8} {r['points']:8d} {r['s_per_it']:9.4f} {r['points_it_per_s']:13.3g} "
-              f"{r['peak_memory_mb']:9.1f} {ref}")
+              f"{r['peak_memory_mb']:9.1f} {ref}{comp}")
     if rows and "memory_measure" in rows[0]:
         print("peak MB: " + "; ".join(sorted({f"{r['device']}: {r['memory_measure']}" for r in rows
                                               if "memory_measure" in r})))
@@ -275,6 +332,8 @@ def main() -> None:
                                 "iterations": summary["iterations"]}
         print(f"\nsquare-mud: {wall:.0f} s wall (process start to exit), {summary['iterations']} iterations, "
               f"{summary['final']['fragments']} fragments")
+    if args.scaling:
+        result["time_to_solution"] = time_to_solution(args.scaling, args.backends, args.overrides, args.json)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
 

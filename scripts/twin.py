@@ -113,7 +113,8 @@ def twin(scenario: Path, out: Path, *, seeds: int, blur: float, noise: float, pi
         result["log_G_std_far"] = float(std[material & ~close].mean())
     export.write_json(out / "twin.json", result)
     _picture(out / "twin.png", truth=true_log, inferred=inferred_log, std=inferred.get("log_G_std"),
-             observed=inferred["phi_observed"], model=inferred["phi_model"], material=material,
+             observed=inferred["phi_observed"], skeleton=inferred["observed_skeleton"].astype(bool),
+             model=inferred["phi_model"], material=material,
              extent=_extent(out / "invert" / "inferred.vti"), result=result)
     return result
 
@@ -131,7 +132,7 @@ def _extent(path: Path):
     return (b[0], b[1], b[2], b[3])
 
 
-def _picture(path, *, truth, inferred, std, observed, model, material, extent, result) -> None:
+def _picture(path, *, truth, inferred, std, observed, skeleton, model, material, extent, result) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -149,10 +150,11 @@ def _picture(path, *, truth, inferred, std, observed, model, material, extent, r
         if cmap == "gray_r":
             kw = {"vmin": 0, "vmax": 1}
         im = ax.imshow(shown, origin="lower", extent=extent, cmap=cmap, **kw)
-        if "log G" in title:
+        if "log G" in title:  # the observed centre lines, thin
             cracks = np.zeros(observed.shape + (4,))
-            cracks[..., 3] = np.where(observed > 0.5, 0.6, 0.0)
-            ax.imshow(cracks, origin="lower", extent=extent)
+            cracks[..., :3] = 1.0
+            cracks[..., 3] = np.where(skeleton, 0.9, 0.0)
+            ax.imshow(cracks, origin="lower", extent=extent, interpolation="nearest")
         ax.set_title(title, fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])

@@ -228,6 +228,7 @@ class Solver(_Strict):
     checkpoint_every: Annotated[int, Field(ge=1)] = 500
     dtype: Literal["float32", "float64"] = "float32"
     chunk_points: Annotated[int, Field(ge=64, le=1 << 26)] = 65536
+    compile: bool = False  # torch.compile the loss (energy + forward-mode derivatives)
 
 
 class Fem(_Strict):

@@ -208,6 +208,9 @@ class Trainer:
         self._density_of = None  # importance sampling: the cache its density was built from
         self.progress = progress or (lambda it, terms: None)
         self.log = log
+        # first derivatives are carried forward by hand, so the loss needs one backward only and
+        # torch.compile applies (a one-off compilation per graph: the first step, then the cached φ)
+        self._loss = torch.compile(self.loss) if solver.compile else self.loss
         self.good: dict | None = None  # the last state known to be finite, while inside adam
         self.last_terms: dict[str, float] = {}
 
@@ -222,7 +225,7 @@ class Trainer:
         point count is limited by time, not memory. Returns the loss and its terms, detached."""
         size = self.solver.chunk_points
         if x.shape[0] <= size:
-            loss, terms = self.loss(x, w, t)
+            loss, terms = self._loss(x, w, t)
             loss.backward()
             return loss.detach(), terms
         terms = x.new_zeros(3)
@@ -232,7 +235,7 @@ class Trainer:
             # under DDP, all-reduce the gradients once, after the last chunk
             sync = contextlib.nullcontext() if last or self.world == 1 else self.net.no_sync()
             with sync:
-                loss, part = self.loss(x[start:start + size], w[start:start + size], t[start:start + size])
+                loss, part = self._loss(x[start:start + size], w[start:start + size], t[start:start + size])
                 loss.backward()
             terms += part
         return terms.sum(), terms
