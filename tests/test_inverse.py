@@ -125,6 +125,7 @@ def test_invert_writes_every_output(tmp_path):
     for key in ("final_misfit", "overlap", "precision", "recall", "mean_G", "std_log_G", "mean_log_G_std"):
         assert np.isfinite(inv[key]), key
     assert 0 <= inv["overlap"] <= 1 and inv["cracks"] == "dark" and inv["seeds"] == 2
+    assert [r["seed"] for r in inv["per_seed"]] == [0, 1] and all(1 <= r["best_iteration"] <= 2 for r in inv["per_seed"])
     data = pv.read(str(out / "inferred.vti")).point_data
     for array in ("G", "log_G", "log_G_std", "phi_observed", "observed_skeleton", "material", "phi_model"):
         assert array in data.keys(), array

@@ -164,7 +164,8 @@ class InversionState:
     unknown: dict | None = None
     assimilated: dict | None = None  # the assimilated state's model weights (warm start)
     best: dict | None = None  # {"overlap", "misfit", "iteration", "unknown", "log_G"}
-    results: list = field(default_factory=list)  # per finished seed: best log G on the grid
+    scale: float | None = None  # the gradient's normalisation, fixed at the seed's first iteration
+    results: list = field(default_factory=list)  # per finished seed: its best iterate (log G on the grid)
     history: list = field(default_factory=list)
     wall: float = 0.0
 
@@ -193,7 +194,10 @@ class Inversion:
                                                    grid=self.grid, s=self.s)
         for warning in self.observed.warnings:
             log(f"warning: {warning}")
-        self.g_mean = inv.prior.mean or scn.fracture.toughness.mean
+        self.g_mean = inv.prior.mean or getattr(scn.fracture.toughness, "mean", None)
+        if self.g_mean is None:  # an image toughness has a range, not a mean
+            raise InputError("vefrac invert needs a mean toughness for its prior: set invert.prior.mean "
+                             "(> 0), or a fracture.toughness with a mean")
         self.smoothing = inv.prior.correlation_length or 2 * self.s
         self.dtype = torch.float32 if scn.solver.dtype == "float32" else torch.float64
         self.counter = [0]
@@ -297,7 +301,6 @@ class Inversion:
         if st.unknown is not None:
             unknown.load(st.unknown)
         material = self.observed.material
-        scale = None
         while st.iteration < inv.outer_iterations:
             k = st.iteration + 1
             run = self._forward(unknown, seed, self.out / WORK)
@@ -316,10 +319,10 @@ class Inversion:
             if better:
                 st.best = {"overlap": row["overlap"], "misfit": row["misfit"], "iteration": k,
                            "unknown": unknown.state(), "log_G": g}
-            if scale is None:  # a full step where the picture's cracks are, once smoothed
-                scale = max(float(np.percentile(self._smooth(self.s * assim["c"])[material], 99)), 1e-12)
+            if st.scale is None:  # a full step where the picture's cracks are, once smoothed
+                st.scale = max(float(np.percentile(self._smooth(self.s * assim["c"])[material], 99)), 1e-12)
             target = gap_step(g, c_assimilated=assim["c"], c_free=free["crack_length_density"], material=material,
-                              s=self.s, step=inv.step, scale=scale, smooth=self._smooth,
+                              s=self.s, step=inv.step, scale=st.scale, smooth=self._smooth,
                               mean_weight=inv.prior.mean_weight, g_mean=self.g_mean)
             unknown.update(target, material)
             st.history.append(row)
@@ -328,8 +331,8 @@ class Inversion:
                      f"{row['overlap']:.3f} (precision {row['precision']:.2f}, recall {row['recall']:.2f}), "
                      f"misfit {row['misfit']:.4f}, mean G {row['mean_G']:.3g}, std log G {row['std_log_G']:.3f}")
             self._checkpoint()
-        st.results.append(st.best["log_G"])
-        st.seed_index, st.iteration, st.unknown, st.assimilated, st.best = index + 1, 0, None, None, None
+        st.results.append({k: st.best[k] for k in ("log_G", "overlap", "misfit", "iteration")})
+        st.seed_index, st.iteration, st.unknown, st.assimilated, st.best, st.scale = index + 1, 0, None, None, None, None
         self._checkpoint()
 
     # ------------------------------------------------------------------ the whole job
@@ -341,7 +344,7 @@ class Inversion:
         self._plot_observation()
         for index in range(self.state.seed_index, self.scn.invert.seeds):
             self._one_seed(index)
-        logs = np.stack(self.state.results)
+        logs = np.stack([r["log_G"] for r in self.state.results])
         log_g = logs.mean(0)
         log_std = logs.std(0, ddof=1) if len(logs) > 1 else None
         g_field = GridField(np.exp(log_g), origin=self.grid.origin, spacing=self.grid.spacing)
@@ -388,6 +391,8 @@ class Inversion:
             "recall": overlap["recall"], "overlap_tolerance": self.scn.invert.overlap_tolerance * self.s,
             "mean_G": float(np.exp(log_g[mask]).mean()), "std_log_G": float(log_g[mask].std()),
             "mean_log_G_std": float(log_std[mask].mean()) if log_std is not None else None,
+            "per_seed": [{"seed": i, "best_iteration": r["iteration"], "overlap": r["overlap"], "misfit": r["misfit"]}
+                         for i, r in enumerate(self.state.results)],
             "iterations": self.counter[0], "wall_time_s": self.state.wall + time.perf_counter() - self.t0,
         }
         export.write_json(self.out / "summary.json", summary)
