@@ -204,18 +204,18 @@ def test_log_toughness_follows_a_smooth_target(kind):
 
     scn = config.load_scenario("scenarios/square-mud.yaml", [f"invert.unknown={kind}"])
     domain = build_domain(scn.domain)
-    grid = domain.grid(48)
+    grid = domain.grid(32)
     unknown = inverse.LogToughness(scn.invert, grid=grid, domain=domain, g0=math.log(1e-3), s=0.02, seed=0)
     assert np.allclose(unknown.on_grid(), math.log(1e-3))  # starts at the prior mean
     pts = grid.points()
     target = (math.log(1e-3) + 0.4 * np.sin(2 * np.pi * pts[:, 0]) * np.cos(np.pi * pts[:, 1])).reshape(grid.shape)
     material = np.ones(grid.shape, dtype=bool)
-    for _ in range(1 if kind == "grid" else 2):
+    for _ in range(1 if kind == "grid" else 3):
         unknown.update(target, material)
     error = np.abs(unknown.on_grid() - target)
     assert error.max() < (0.01 if kind == "grid" else 0.1) and error.mean() < (0.005 if kind == "grid" else 0.03)
     G = unknown.field()(torch.as_tensor(pts))
-    assert torch.all(G > 0) and np.allclose(np.log(G.numpy()), unknown.on_grid().ravel(), atol=1e-9)
+    assert torch.all(G > 0) and np.allclose(np.log(G.numpy()), unknown.on_grid().ravel(), atol=1e-6)
     saved = unknown.state()
     other = inverse.LogToughness(scn.invert, grid=grid, domain=domain, g0=math.log(1e-3), s=0.02, seed=1)
     other.load(saved)
