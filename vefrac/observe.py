@@ -165,7 +165,7 @@ def read_observation(path, spec: config.Observation, *, domain: Domain, grid: Gr
                     / np.maximum(ndimage.gaussian_filter(weight, sigma, mode="nearest"), 1e-12), grey)
     threshold, cracks = _threshold(grey[on_image], spec, path, warnings)
     crack_pixels = on_image & ((grey <= threshold) if cracks == "dark" else (grey > threshold))
-    crack_pixels = remove_small_holes(crack_pixels, max_size=int((2 * s) ** 2 / (px * py)))
+    crack_pixels = _fill_small_holes(crack_pixels, max_pixels=int((2 * s) ** 2 / (px * py)))
     if not crack_pixels.any():
         raise InputError(f"image {str(path)!r}: no {cracks} crack pixels at threshold {threshold:.3g}; "
                          f"check {_KEY}.threshold and {_KEY}.cracks")
@@ -283,6 +283,14 @@ def _threshold(values: np.ndarray, spec: config.Observation, path, warnings: lis
                         f"({100 * minority:.0f}% of the pixels) as cracks, a shaky guess; "
                         f"set {_KEY}.cracks to dark or light")
     return float(threshold), cracks
+
+
+def _fill_small_holes(mask: np.ndarray, *, max_pixels: int) -> np.ndarray:
+    """Fill holes of at most max_pixels (scikit-image renamed the argument in 0.26)."""
+    try:
+        return remove_small_holes(mask, max_size=max_pixels)
+    except TypeError:
+        return remove_small_holes(mask, area_threshold=max_pixels + 1)
 
 
 def _centre_lines(crack_pixels: np.ndarray, *, pixel, min_length: float) -> np.ndarray:
