@@ -9,7 +9,10 @@
 3. `vefrac invert` from that picture alone (the true G is never read; only its mean is the prior).
 4. Compare: the correlation between the true and the inferred log G over the whole layer and
    near the observed cracks (within `--near` s of them), and the overlap (tolerant IoU) of the
-   re-simulated and the observed cracks. Writes twin.json and twin.png in --out.
+   re-simulated and the observed cracks. Also the distance-only ceiling: the correlation that the
+   best G depending only on the distance to the nearest observed crack would reach (what one
+   final picture can say at most by where the cracks are, not along them). Writes twin.json and
+   twin.png in --out; `--analyse-only` redoes this step on the runs already there.
 """
 
 from __future__ import annotations
@@ -64,20 +67,18 @@ def correlation(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def twin(scenario: Path, out: Path, *, seeds: int, blur: float, noise: float, pixels: int, near: float,
-         overrides: list[str]) -> dict:
+         overrides: list[str], reuse_truth: bool = False) -> dict:
     from PIL import Image
-    from scipy import ndimage
 
     scn = load_scenario(scenario, overrides)
     out.mkdir(parents=True, exist_ok=True)
     sets = [a for o in overrides for a in ("--set", o)]
     started = time.perf_counter()
-    _vefrac("run", str(scenario), "--out", str(out / "truth"), "--overwrite", "--quiet", *sets)
+    if not (reuse_truth and (out / "truth" / "summary.json").is_file()):
+        _vefrac("run", str(scenario), "--out", str(out / "truth"), "--overwrite", "--quiet", *sets)
     truth_time = time.perf_counter() - started
-    last = sorted((out / "truth").glob("fields_*.vti"))[-1]
-    truth = _read_vti(last)
-    mask = truth["mask"].astype(bool)
-    picture = render(truth["phi"], mask, pixels=pixels, blur=blur, noise=noise, seed=scn.seed)
+    truth = _read_vti(sorted((out / "truth").glob("fields_*.vti"))[-1])
+    picture = render(truth["phi"], truth["mask"].astype(bool), pixels=pixels, blur=blur, noise=noise, seed=scn.seed)
     image = out / "cracks.png"
     Image.fromarray((picture * 255).round().astype(np.uint8)).save(image)
 
@@ -85,27 +86,46 @@ def twin(scenario: Path, out: Path, *, seeds: int, blur: float, noise: float, pi
     _vefrac("invert", str(scenario), "--image", str(image), "--out", str(out / "invert"), "--overwrite",
             *sets, "--set", f"invert.seeds={seeds}")
     invert_time = time.perf_counter() - started
+    return analyse(out, s=scn.fracture.length_scale, near=near, extra={
+        "scenario": str(scenario), "overrides": overrides, "seeds": seeds, "blur_px": blur, "noise": noise,
+        "pixels": pixels, "truth_wall_s": truth_time, "invert_wall_s": invert_time})
+
+
+def distance_only_ceiling(true_log: np.ndarray, dist: np.ndarray, region: np.ndarray, *, width: float) -> np.ndarray:
+    """The best a G that depends only on the distance to the nearest observed crack can do: the
+    mean of the true log G over bins of that distance (bins `width` wide), as a field."""
+    bins = np.floor(dist / width).astype(int)
+    means = np.zeros(bins.max() + 1)
+    for b in np.unique(bins[region]):
+        means[b] = true_log[region & (bins == b)].mean()
+    return means[bins]
+
+
+def analyse(out: Path, *, s: float, near: float, extra: dict | None = None) -> dict:
+    """Compare the truth (out/truth) with the inversion (out/invert); writes twin.json and twin.png."""
+    from scipy import ndimage
+
+    truth = _read_vti(sorted((out / "truth").glob("fields_*.vti"))[-1])
     inferred = _read_vti(out / "invert" / "inferred.vti")
     summary = json.loads((out / "invert" / "summary.json").read_text())
-
-    material = inferred["material"].astype(bool) & mask
-    s = scn.fracture.length_scale
+    material = inferred["material"].astype(bool) & truth["mask"].astype(bool)
     spacing = summary_spacing(out / "invert" / "inferred.vti")
     dist = ndimage.distance_transform_edt(~inferred["observed_skeleton"].astype(bool), sampling=spacing[::-1])
     close = material & (dist <= near * s)
     true_log, inferred_log = np.log(truth["G"]), inferred["log_G"]
-    result = {
-        "scenario": str(scenario), "overrides": overrides, "seeds": seeds, "blur_px": blur, "noise": noise,
-        "pixels": pixels, "near_s": near,
+    ceiling = distance_only_ceiling(true_log, dist, material, width=s / 4)
+    result = dict(extra or {}) | {
+        "near_s": near,
         "correlation_all": correlation(true_log[material], inferred_log[material]),
         "correlation_near_cracks": correlation(true_log[close], inferred_log[close]),
         "near_fraction": float(close.sum() / material.sum()),
+        "distance_only_ceiling_all": correlation(true_log[material], ceiling[material]),
+        "distance_only_ceiling_near_cracks": correlation(true_log[close], ceiling[close]),
         "overlap": summary["inversion"]["overlap"], "precision": summary["inversion"]["precision"],
-        "recall": summary["inversion"]["recall"],
+        "recall": summary["inversion"]["recall"], "per_seed": summary["inversion"].get("per_seed"),
         "truth_fragments": json.loads((out / "truth" / "summary.json").read_text())["final"]["fragments"],
         "resimulated_fragments": summary["final"]["fragments"],
         "mean_log_G_std": summary["inversion"]["mean_log_G_std"],
-        "truth_wall_s": truth_time, "invert_wall_s": invert_time,
     }
     if "log_G_std" in inferred:
         std = inferred["log_G_std"]
@@ -175,9 +195,17 @@ def main() -> None:
     p.add_argument("--pixels", type=int, default=400, help="picture size along its longest side")
     p.add_argument("--near", type=float, default=3.0, help="'near the cracks': within this many s")
     p.add_argument("--set", dest="overrides", action="append", default=[])
+    p.add_argument("--analyse-only", action="store_true", help="only compare the runs already in --out")
+    p.add_argument("--reuse-truth", action="store_true", help="keep the truth run already in --out")
     a = p.parse_args()
+    if a.analyse_only:
+        scn = load_scenario(Path(a.scenario), a.overrides)
+        result = analyse(Path(a.out), s=scn.fracture.length_scale, near=a.near)
+        for k, v in result.items():
+            print(f"{k:>34}: {v}")
+        return
     result = twin(Path(a.scenario), Path(a.out), seeds=a.seeds, blur=a.blur, noise=a.noise, pixels=a.pixels,
-                  near=a.near, overrides=a.overrides)
+                  near=a.near, overrides=a.overrides, reuse_truth=a.reuse_truth)
     for k, v in result.items():
         print(f"{k:>26}: {v}")
 

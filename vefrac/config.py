@@ -270,6 +270,7 @@ class Prior(_Strict):
     mean: PositiveFloat | None = None  # None: fracture.toughness.mean
     mean_weight: Annotated[float, Field(ge=0, le=1)] = 0.5  # pull of mean log G towards log(mean) per update
     correlation_length: PositiveFloat | None = None  # smoothing length of the G updates; None: 2 s
+    cv: Annotated[float, Field(ge=0)] | None = None  # spread of the start of each seed (seeds > 1); None: the toughness's cv or 0.5
 
 
 class Invert(_Strict):
