@@ -22,7 +22,6 @@ iteration; the iterate whose free forward run matches the picture best is kept.
 from __future__ import annotations
 
 import copy
-import io
 import json
 import math
 import shutil
@@ -41,7 +40,7 @@ from .fields import GridField, bilinear, build_toughness
 from .geometry import Grid
 from .nets import FourierMLP
 from .observe import Observed, read_observation
-from .runner import Run, build_problem, check_writable
+from .runner import Run, build_problem, check_writable, load_checkpoint, save_checkpoint
 from .solve import TERMS, FieldModel, State, Trainer, energy_terms, evaluate, planned_iterations, trapezoid_weights
 
 CHECKPOINT = "inversion.pt"
@@ -429,16 +428,11 @@ class Inversion:
         payload = {"hash": config.scenario_hash(self.scn), "image": str(self.image.resolve()),
                    "version": __version__, "state": self.state.__dict__ | {
                        "wall": self.state.wall + time.perf_counter() - self.t0}, "counter": self.counter[0]}
-        buf = io.BytesIO()
-        torch.save(payload, buf)
-        export.atomic_write_bytes(self.out / CHECKPOINT, buf.getvalue())
+        save_checkpoint(self.out / CHECKPOINT, payload)
 
     def _load_checkpoint(self) -> None:
         path = self.out / CHECKPOINT
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as exc:
-            raise InputError(f"--resume: checkpoint {str(path)!r} cannot be read: {exc}") from None
+        payload = load_checkpoint(path, device="cpu")
         if payload.get("hash") != config.scenario_hash(self.scn) or payload.get("image") != str(self.image.resolve()):
             raise InputError(f"--resume: checkpoint {str(path)!r} belongs to another scenario or image; resume "
                              f"with the scenario, --image and --set options it was started with")

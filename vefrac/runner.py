@@ -121,16 +121,11 @@ class Run:
             "pvd": self.pvd, "frames": self.frames, "wall": self.wall_before + time.perf_counter() - self.t0,
             "counter": self.counter[0],
         }
-        buf = io.BytesIO()
-        torch.save(payload, buf)
-        export.atomic_write_bytes(self.out / CHECKPOINT, buf.getvalue())
+        save_checkpoint(self.out / CHECKPOINT, payload)
 
     def _load_checkpoint(self) -> None:
         path = self.out / CHECKPOINT
-        try:
-            payload = torch.load(path, map_location=self.device, weights_only=False)
-        except Exception as exc:  # a truncated or foreign file
-            raise InputError(f"--resume: checkpoint {str(path)!r} cannot be read: {exc}") from None
+        payload = load_checkpoint(path, device=self.device)
         if payload.get("hash") != self.hash:
             raise InputError(f"--resume: checkpoint {str(path)!r} belongs to a different scenario "
                              f"(fingerprint {payload.get('hash')} vs {self.hash}); resume with the "
@@ -317,6 +312,21 @@ class Run:
         export.plot_histogram(self.out / "fragment_areas.png", areas, xlabel="fragment area")
         export.plot_histogram(self.out / "junction_angles.png", angles, xlabel="angle between crack arms (°)",
                               bins=36, marks=(90, 120))
+
+
+def save_checkpoint(path: Path, payload: dict) -> None:
+    """torch.save, written atomically: a kill leaves the previous checkpoint whole."""
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    export.atomic_write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(path: Path, *, device) -> dict:
+    """A checkpoint's payload; InputError (exit code 2) for a truncated or foreign file."""
+    try:
+        return torch.load(path, map_location=device, weights_only=False)
+    except Exception as exc:
+        raise InputError(f"--resume: checkpoint {str(path)!r} cannot be read: {exc}") from None
 
 
 @contextlib.contextmanager
