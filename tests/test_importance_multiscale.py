@@ -167,15 +167,13 @@ def test_one_scale_in_a_list_is_the_single_scale_network():
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
 
 
-def test_multi_scale_derivatives_match_autograd_and_stay_periodic():
+def test_multi_scale_features_stay_periodic():
+    # (their forward derivatives against autograd: tests/test_nets.py, parametrised over scales)
     n = net((1.0, 8.0, 20.0), features=30, periods=(0.5, None), extra=1)
-    x = torch.rand(40, 2, dtype=torch.float64, requires_grad=True)
+    x = torch.rand(40, 2, dtype=torch.float64)
     t = torch.rand(40, 1, dtype=torch.float64)
-    value, grad = n(x, t)
-    for k in range(2):
-        ref = torch.autograd.grad(value[:, k].sum(), x, retain_graph=True)[0]
-        assert torch.allclose(ref, grad[:, k], atol=1e-10)
-    shifted, _ = n(x.detach() + torch.tensor([0.5, 0.0], dtype=torch.float64), t)
+    value, _ = n(x, t)
+    shifted, _ = n(x + torch.tensor([0.5, 0.0], dtype=torch.float64), t)
     assert torch.allclose(value, shifted, atol=1e-9)
 
 

@@ -1,5 +1,6 @@
 """Networks: analytic derivatives, periodicity, φ bounds and monotonicity by construction."""
 
+import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
@@ -12,8 +13,9 @@ def net(seed=0, **kw):
     return FourierMLP(**args).double()
 
 
-def test_forward_derivatives_match_autograd():
-    n = net(extra=1)
+@pytest.mark.parametrize("scale", [4.0, (1.0, 8.0, 20.0)])
+def test_forward_derivatives_match_autograd(scale):
+    n = net(extra=1, scale=scale)  # one scale, or multi-scale features (network.fourier_scales)
     x = torch.rand(50, 2, dtype=torch.float64, requires_grad=True)
     t = torch.rand(50, 1, dtype=torch.float64)
     value, grad = n(x, t)
