@@ -24,12 +24,20 @@ def vefrac(*args):
                             text=True)
 
 
+def _read(path):
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return ""
+
+
 def test_sigkill_then_resume_gives_the_uninterrupted_result(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     whole = vefrac("run", "scenarios/square-mud.yaml", "--out", str(a), "--quiet", *SETS)
     victim = vefrac("run", "scenarios/square-mud.yaml", "--out", str(b), "--quiet", *SETS)
     deadline = time.time() + 120
-    while not ((b / "fields_0001.vti").exists() and (b / "checkpoint.pt").exists()):
+    # wait for the second snapshot to be listed (the .vti is written before the collection names it)
+    while not ((b / "checkpoint.pt").exists() and "fields_0001.vti" in _read(b / "fields.pvd")):
         assert victim.poll() is None, victim.communicate()
         assert time.time() < deadline
         time.sleep(0.05)
@@ -39,6 +47,7 @@ def test_sigkill_then_resume_gives_the_uninterrupted_result(tmp_path):
     # what it wrote so far still opens: the collection lists only finished snapshots
     reader = pv.PVDReader(str(b / "fields.pvd"))
     assert len(reader.time_values) >= 2
+    assert all((b / ds.path).exists() for ds in reader.datasets)
     (b / ".checkpoint.pt.abc123.tmp").write_bytes(b"half")  # as if killed inside a write
     resumed = vefrac("run", "scenarios/square-mud.yaml", "--out", str(b), "--resume", "--quiet", *SETS)
     assert resumed.wait(timeout=300) == 0, resumed.communicate()
