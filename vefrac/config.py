@@ -229,6 +229,10 @@ class Solver(_Strict):
     dtype: Literal["float32", "float64"] = "float32"
     chunk_points: Annotated[int, Field(ge=64, le=1 << 26)] = 65536
     compile: bool = False  # torch.compile the loss (energy + forward-mode derivatives)
+    # adaptive load steps: after a step's budget, more blocks of `iterations` while the crack
+    # length still changes by more than step_tolerance × the domain's length per block
+    step_tolerance: Annotated[float, Field(gt=0, lt=1)] | None = None
+    max_step_iterations: Annotated[int, Field(ge=1, le=10_000_000)] = 1000
 
 
 class Fem(_Strict):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import io
+import math
 import platform
 import shutil
 import time
@@ -21,8 +22,8 @@ from .energy import Physics
 from .errors import InputError
 from .fields import build_toughness
 from .geometry import Grid, build_domain
-from .solve import (TERMS, FieldModel, Problem, State, Trainer, evaluate, refresh_cache, space_time_iterations,
-                    step_times, trapezoid_weights)
+from .solve import (TERMS, FieldModel, Problem, State, Trainer, evaluate, measure_crack_length, refresh_cache,
+                    space_time_iterations, step_times, trapezoid_weights)
 
 CHECKPOINT = "checkpoint.pt"
 OUTPUT_FILES = ("fields_*.vti", "fields.pvd", "history.csv", "summary.json", CHECKPOINT, "*.png", ".*.tmp")
@@ -98,6 +99,9 @@ class Run:
             self.trainer = Trainer(self.problem, scn.solver, generator=self.generator, dtype=self.dtype,
                                    model=self.model, progress=progress, log=log)
         self.grid = self.problem.domain.grid(scn.output.resolution)
+        # adaptive load steps measure the crack length on a grid of two points per s
+        self.check_grid = self.problem.domain.grid(max(16, math.ceil(2 * self.problem.domain.length /
+                                                                     self.problem.physics.s)))
         self.snapshot_times = np.linspace(0.0, scn.shrinkage.t_end, scn.output.snapshots)
         self.state = State()
         self.rows: list[dict] = []
@@ -204,17 +208,32 @@ class Run:
         snap_index = {int(np.argmin(np.abs(times - ts))): i for i, ts in enumerate(self.snapshot_times)}
         if self.state.step == 1 and self.state.iteration == 0 and 0 in snap_index:
             self._snapshot(snap_index[0], 0.0)
+        adaptive = s.step_tolerance is not None and self.model.phi_net is not None
         for k in range(self.state.step, len(times)):
             t = float(times[k])
-            if self.state.iteration == 0 and self.model.phi_net is not None:
+            if self.state.iteration == 0 and self.state.block == 0 and self.model.phi_net is not None:
                 self.model.phi_net.reset_output(s.phi_bias)
-            n_iter = s.first_step_iterations if k == 1 else s.iterations
             started = time.perf_counter()
-            self.trainer.adam(t_value=t, n_iter=n_iter, state=self.state, checkpoint=self._checkpoint,
-                              counter=self.counter)
-            self.trainer.lbfgs(t_value=t, n_iter=s.lbfgs_iterations)
-            self.state.history.append({"step": k, "t": t, "iterations": n_iter, "seconds": time.perf_counter() - started,
+            while True:
+                base = s.first_step_iterations if k == 1 else s.iterations
+                n_iter = base if self.state.block == 0 else min(s.iterations, s.max_step_iterations - base -
+                                                               (self.state.block - 1) * s.iterations)
+                self.trainer.adam(t_value=t, n_iter=n_iter, state=self.state, checkpoint=self._checkpoint,
+                                  counter=self.counter)
+                self.trainer.lbfgs(t_value=t, n_iter=s.lbfgs_iterations)
+                self.state.step_iterations += n_iter
+                if not adaptive:
+                    break
+                change, settled = self._measure_block(t)
+                room = s.max_step_iterations - base - (self.state.block - 1) * s.iterations > 0
+                if settled or not room:
+                    break
+            self.state.history.append({"step": k, "t": t, "iterations": self.state.step_iterations,
+                                       **({"blocks": self.state.block, "crack_length_change": change,
+                                           "settled": settled} if adaptive else {}),
+                                       "seconds": time.perf_counter() - started,
                                        **{f"loss_{key}": v for key, v in self.trainer.last_terms.items()}})
+            self.state.block, self.state.step_iterations, self.state.crack_length = 0, 0, None
             if k in snap_index:  # outputs first, then the cache: else the increment counts twice
                 self._snapshot(snap_index[k], t)
             refresh_cache(self.problem, self.model, t, points_per_length=s.cache_points_per_length,
@@ -222,7 +241,22 @@ class Run:
             self.state.step, self.state.iteration = k + 1, 0
             self._checkpoint()
             self.log(f"step {k}/{len(times) - 1}  t={t:.4g}  " +
+                     (f"iterations={self.state.history[-1]['iterations']}  " if adaptive else "") +
                      "  ".join(f"{key}={v:.4g}" for key, v in self.trainer.last_terms.items()))
+
+    def _measure_block(self, t: float) -> tuple[float | None, bool]:
+        """Adaptive load steps: the crack length after the block just done, its change since the
+        previous block of the step (None after the first) and whether that change is within
+        step_tolerance × the domain's length (the step has settled)."""
+        length = measure_crack_length(self.problem, self.model, self.check_grid, t, device=self.device,
+                                      dtype=self.dtype)
+        before, self.state.crack_length = self.state.crack_length, length
+        self.state.block += 1
+        self.state.iteration = 0
+        if before is None:
+            return None, False
+        change = abs(length - before)
+        return change, change <= self.solver.step_tolerance * self.problem.domain.length
 
     def _fem(self) -> None:
         """Load stepping with the finite-element reference: one staggered solve per step."""

@@ -75,11 +75,23 @@ def space_time_iterations(solver: config.Solver) -> int:
 
 
 def planned_iterations(scn: config.Scenario) -> int:
-    """Adam iterations a run will take (for progress bars)."""
+    """Adam iterations a run will take (for progress bars; adaptive load steps: at least)."""
     if scn.solver.time == "space_time":
         return space_time_iterations(scn.solver)
     steps = len(step_times(scn.shrinkage.t_end, scn.solver.load_steps, scn.output.snapshots)) - 1
-    return scn.solver.first_step_iterations + (steps - 1) * scn.solver.iterations
+    planned = scn.solver.first_step_iterations + (steps - 1) * scn.solver.iterations
+    if scn.solver.step_tolerance is not None and scn.fracture.enabled:  # one block to confirm each step
+        planned += sum(min(scn.solver.iterations, max(0, scn.solver.max_step_iterations - base))
+                       for base in [scn.solver.first_step_iterations] + [scn.solver.iterations] * (steps - 1))
+    return planned
+
+
+@torch.no_grad()
+def measure_crack_length(problem: Problem, model: FieldModel, grid: Grid, t: float, *, device, dtype) -> float:
+    """The crack-length functional ∫ (φ² + s²|∇φ|²)/(2s) dA (AT2; AT1's for AT1) at time t, by
+    the trapezoid rule on grid, masked to the domain."""
+    f = evaluate(problem, model, grid.points(), t, device=device, dtype=dtype)
+    return float((trapezoid_weights(grid) * f["inside"] * f["crack_density"]).sum())
 
 
 # ----------------------------------------------------------------------------- models
@@ -179,6 +191,9 @@ class State:
     history: list = field(default_factory=list)  # per-step records
     lr_scale: float = 1.0  # lowered after each blow-up
     blowups: list = field(default_factory=list)
+    block: int = 0  # adaptive load steps: blocks of Adam iterations done in this step
+    step_iterations: int = 0  # ... and their iterations
+    crack_length: float | None = None  # ... and the crack length after the last block
 
 
 def step_times(t_end: float, load_steps: int, snapshots: int) -> np.ndarray:
