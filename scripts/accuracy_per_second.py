@@ -20,7 +20,10 @@ The variants (each is a list of `--set` options on top of the scenario and --set
 - importance: `solver.sampling=importance` (half the points drawn near the previous step's
   cracks, weights that keep the energy estimate unbiased);
 - multiscale: `network.fourier_scales=[σ/2, 2σ]` with σ the default single scale (0.1·L/s);
-- both: the two together.
+- both: the two together;
+- adaptive (not in the default set): adaptive load steps, `solver.step_tolerance=0.05` with
+  blocks of half the step budget and at most 4 step budgets a step (`solver.iterations=50·b`,
+  `solver.max_step_iterations=400·b` for square-mud at budget b).
 
 The reference is a FEM run of the same scenario (`solver.backend=fem`, its defaults, h = s/2);
 give an existing run's folder with --reference, or the script runs it into OUT/fem (once: an
@@ -54,7 +57,9 @@ STATISTICS = ("skeleton_length", "crack_length", "mean_fragment_area")
 AIMS = {"skeleton_length": 0.15, "crack_length": 0.15, "mean_fragment_area": 0.25}
 LABELS = {"skeleton_length": "crack length (skeleton)", "crack_length": "crack length (AT2 functional)",
           "mean_fragment_area": "mean fragment area"}
-VARIANTS = ("baseline", "importance", "multiscale", "both")
+ADAPTIVE_TOLERANCE = 0.05  # adaptive: crack length change per block, in domain lengths
+VARIANTS = ("baseline", "importance", "multiscale", "both", "adaptive")
+DEFAULT_VARIANTS = VARIANTS[:4]
 
 
 def default_scale(scenario: Path, overrides: list[str]) -> float:
@@ -73,10 +78,18 @@ def variant_overrides(variant: str, *, scale: float) -> list[str]:
         sets.append("solver.sampling=importance")
     if variant in ("multiscale", "both"):
         sets.append(f"network.fourier_scales=[{scale / 2:g},{scale * 2:g}]")
+    if variant == "adaptive":
+        sets.append(f"solver.step_tolerance={ADAPTIVE_TOLERANCE:g}")
     return sets
 
 
-def budget_overrides(budget: float, *, iterations: int, first_step_iterations: int) -> list[str]:
+def budget_overrides(budget: float, *, iterations: int, first_step_iterations: int, variant: str = "baseline"
+                     ) -> list[str]:
+    """The Adam budget × budget; adaptive: blocks of half a step's budget, at most 4 steps' worth."""
+    if variant == "adaptive":
+        return [f"solver.iterations={max(1, round(iterations * budget / 2))}",
+                f"solver.first_step_iterations={max(1, round(first_step_iterations * budget))}",
+                f"solver.max_step_iterations={max(1, round(4 * iterations * budget))}"]
     return [f"solver.iterations={max(1, round(iterations * budget))}",
             f"solver.first_step_iterations={max(1, round(first_step_iterations * budget))}"]
 
@@ -108,10 +121,20 @@ def plot(rows: list[dict], reference: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(STATISTICS), figsize=(5 * len(STATISTICS), 4), constrained_layout=True)
+    variants = [v for v in VARIANTS if any(r["variant"] == v for r in rows)]
+    fig, axes = plt.subplots(1, len(STATISTICS) + 1, figsize=(5 * (len(STATISTICS) + 1), 4), constrained_layout=True)
+    ax = axes[-1]  # what a user sees first: how many cells
+    for variant in variants:
+        mine = sorted((r for r in rows if r["variant"] == variant), key=lambda r: r["wall_s"])
+        ax.plot([r["wall_s"] for r in mine], [r["fragments"] for r in mine], "o-", label=variant)
+    ax.axhline(reference["final"]["fragments"], color="k", lw=1, label="FEM")
+    ax.axvline(reference["wall_time_s"], color="k", ls=":", lw=1)
+    ax.set_xlabel("training wall time [s]")
+    ax.set_ylabel("fragments")
+    ax.set_title("fragment count")
     for ax, stat in zip(axes, STATISTICS):
         ax.axhspan(0, AIMS[stat] * 100, color="0.9", zorder=0, label=f"aim ({AIMS[stat]:.0%})")
-        for variant in dict.fromkeys(r["variant"] for r in rows):
+        for variant in variants:
             mine = sorted((r for r in rows if r["variant"] == variant), key=lambda r: r["wall_s"])
             mine = [r for r in mine if r["errors"][stat] is not None]
             ax.plot([r["wall_s"] for r in mine], [abs(r["errors"][stat]) * 100 for r in mine], "o-", label=variant)
@@ -136,7 +159,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--out", type=Path, default=ROOT / "outputs" / "accuracy-per-second")
     ap.add_argument("--reference", type=Path, help="a finished FEM run of the same scenario (its folder)")
     ap.add_argument("--budgets", type=float, nargs="+", default=[0.5, 1.0, 2.0])
-    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    ap.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS), choices=VARIANTS)
     ap.add_argument("--jobs", type=int, default=2, help="runs at a time")
     ap.add_argument("--threads", type=int, default=1, help="threads per run")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -154,7 +177,8 @@ def main(argv: list[str] | None = None) -> dict:
     def one(job: tuple[str, float]) -> dict:
         variant, budget = job
         sets = common + variant_overrides(variant, scale=scale) + budget_overrides(
-            budget, iterations=scn.solver.iterations, first_step_iterations=scn.solver.first_step_iterations)
+            budget, iterations=scn.solver.iterations, first_step_iterations=scn.solver.first_step_iterations,
+            variant=variant)
         summary = run_scenario(args.scenario, args.out / f"{variant}-x{budget:g}", sets)
         print(f"{variant:11} ×{budget:<4g} {summary['wall_time_s']:7.0f} s  {summary['final']['fragments']:3d} "
               f"fragments", flush=True)

@@ -22,12 +22,18 @@ def test_variants_are_valid_scenarios_that_change_what_they_say():
     scale = aps.default_scale(aps.ROOT / "scenarios/square-mud.yaml", [])
     assert scale == pytest.approx(0.1 * 1.0 / 0.02)  # the single default scale, 0.1·L/s
     for variant in aps.VARIANTS:
-        sets = aps.variant_overrides(variant, scale=scale) + aps.budget_overrides(0.5, iterations=100,
-                                                                                   first_step_iterations=300)
+        sets = aps.variant_overrides(variant, scale=scale) + aps.budget_overrides(
+            0.5, iterations=100, first_step_iterations=300, variant=variant)
         scn = load_scenario(aps.ROOT / "scenarios/square-mud.yaml", sets)
         assert (scn.solver.sampling == "importance") == (variant in ("importance", "both"))
         assert scn.network.fourier_scales == ([2.5, 10.0] if variant in ("multiscale", "both") else None)
-        assert (scn.solver.iterations, scn.solver.first_step_iterations) == (50, 150)
+        if variant == "adaptive":
+            assert scn.solver.step_tolerance == aps.ADAPTIVE_TOLERANCE
+            assert (scn.solver.iterations, scn.solver.first_step_iterations, scn.solver.max_step_iterations) == (
+                25, 150, 200)
+        else:
+            assert scn.solver.step_tolerance is None
+            assert (scn.solver.iterations, scn.solver.first_step_iterations) == (50, 150)
     with pytest.raises(ValueError, match="unknown variant"):
         aps.variant_overrides("sobol", scale=5.0)
 
