@@ -162,6 +162,8 @@ def _execute(args, scn, job, *, device, out, total, verb, extra=""):
     bar = tqdm(total=None, disable=not interactive, unit="it", dynamic_ncols=True, desc=scn.name)
 
     def progress(count: int, terms: dict) -> None:
+        if bar.total is not None and count > bar.total:  # adaptive load steps: more than planned
+            bar.total = count
         bar.update(count - bar.n)
         bar.set_postfix({k[:4]: f"{v:.3g}" for k, v in terms.items()}, refresh=False)
 

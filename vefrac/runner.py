@@ -214,10 +214,10 @@ class Run:
             if self.state.iteration == 0 and self.state.block == 0 and self.model.phi_net is not None:
                 self.model.phi_net.reset_output(s.phi_bias)
             started = time.perf_counter()
-            while True:
-                base = s.first_step_iterations if k == 1 else s.iterations
-                n_iter = base if self.state.block == 0 else min(s.iterations, s.max_step_iterations - base -
-                                                               (self.state.block - 1) * s.iterations)
+            while True:  # one block of Adam iterations, then (adaptive) more while the cracks still move
+                remaining = s.max_step_iterations - self.state.step_iterations
+                n_iter = (s.first_step_iterations if k == 1 else s.iterations) if self.state.block == 0 \
+                    else min(s.iterations, remaining)
                 self.trainer.adam(t_value=t, n_iter=n_iter, state=self.state, checkpoint=self._checkpoint,
                                   counter=self.counter)
                 self.trainer.lbfgs(t_value=t, n_iter=s.lbfgs_iterations)
@@ -225,8 +225,7 @@ class Run:
                 if not adaptive:
                     break
                 change, settled = self._measure_block(t)
-                room = s.max_step_iterations - base - (self.state.block - 1) * s.iterations > 0
-                if settled or not room:
+                if settled or self.state.step_iterations >= s.max_step_iterations:
                     break
             self.state.history.append({"step": k, "t": t, "iterations": self.state.step_iterations,
                                        **({"blocks": self.state.block, "crack_length_change": change,
