@@ -229,6 +229,8 @@ class Solver(_Strict):
     dtype: Literal["float32", "float64"] = "float32"
     chunk_points: Annotated[int, Field(ge=64, le=1 << 26)] = 65536
     compile: bool = False  # torch.compile the loss (energy + forward-mode derivatives)
+    # reduced-precision matmuls in the loss, used only if the gradient passes a check against float32
+    precision: Literal["float32", "tf32", "bf16"] = "float32"
     # adaptive load steps: after a step's budget, more blocks of `iterations` while the crack
     # length still changes by more than step_tolerance × the domain's length per block
     step_tolerance: Annotated[float, Field(gt=0, lt=1)] | None = None

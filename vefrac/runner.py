@@ -22,8 +22,8 @@ from .energy import Physics
 from .errors import InputError
 from .fields import build_toughness
 from .geometry import Grid, build_domain
-from .solve import (TERMS, FieldModel, Problem, State, Trainer, evaluate, measure_crack_length, refresh_cache,
-                    space_time_iterations, step_times, trapezoid_weights)
+from .solve import (PRECISION_TOLERANCE, TERMS, FieldModel, Problem, State, Trainer, evaluate,
+                    measure_crack_length, refresh_cache, space_time_iterations, step_times, trapezoid_weights)
 
 CHECKPOINT = "checkpoint.pt"
 OUTPUT_FILES = ("fields_*.vti", "fields.pvd", "history.csv", "summary.json", CHECKPOINT, "*.png", ".*.tmp")
@@ -190,6 +190,8 @@ class Run:
         if self.rank == 0:
             self._prepare_folder()
         try:
+            if not self.fem:
+                self._choose_precision()
             if self.fem:
                 self._fem()
             elif self.solver.time == "space_time":
@@ -201,6 +203,20 @@ class Run:
                 self._checkpoint()
             raise
         return self._finish()
+
+    def _choose_precision(self) -> None:
+        """solver.precision: checked against float32 once, at the start (a resumed run keeps the
+        decision, so it repeats the uninterrupted one)."""
+        if self.state.precision is None:
+            times = step_times(self.problem.t_end, self.solver.load_steps, len(self.snapshot_times))
+            t = self.problem.t_end if self.solver.time == "space_time" else float(times[1])
+            self.state.precision = self.trainer.check_precision(t_value=t, seed=self.scn.seed)
+            p = self.state.precision
+            if p["requested"] != "float32":
+                verdict = "used" if p["used"] == p["requested"] else "refused, float32 used instead"
+                self.log(f"solver.precision {p['requested']}: gradient {p['gradient_error']:.2g} off float32's "
+                         f"(tolerance {PRECISION_TOLERANCE:g}): {verdict}")
+        self.trainer.precision = self.state.precision["used"]
 
     def _load_stepping(self) -> None:
         s = self.solver
@@ -324,7 +340,7 @@ class Run:
             "elastic_length": self.problem.physics.elastic_length,
             "final": {"t": self.problem.t_end, **stats}, "first_crack_t": cracked[0] if cracked else None,
             "fragment_areas": sorted(cells.areas.tolist()), "junction_angles": sorted(np.asarray(angles).tolist()),
-            "blowups": self.state.blowups,
+            "blowups": self.state.blowups, **({"precision": self.state.precision} if self.state.precision else {}),
             "steps": self.state.history,
         }
         export.write_json(self.out / "summary.json", summary)

@@ -194,6 +194,7 @@ class State:
     block: int = 0  # adaptive load steps: blocks of Adam iterations done in this step
     step_iterations: int = 0  # ... and their iterations
     crack_length: float | None = None  # ... and the crack length after the last block
+    precision: dict | None = None  # solver.precision: what was requested, used and measured
 
 
 def step_times(t_end: float, load_steps: int, snapshots: int) -> np.ndarray:
@@ -201,6 +202,25 @@ def step_times(t_end: float, load_steps: int, snapshots: int) -> np.ndarray:
     times = np.union1d(np.linspace(0, t_end, load_steps + 1), np.linspace(0, t_end, snapshots))
     keep = np.concatenate([[True], np.diff(times) > 1e-12 * t_end])
     return times[keep]
+
+
+PRECISION_TOLERANCE = 1.0e-2  # reduced precision: largest relative gradient error against float32
+
+
+@contextlib.contextmanager
+def matmul_precision(kind: str, device_type: str):
+    """Matrix products inside: float32 (exact), tf32 (TensorFloat-32, CUDA tensor cores) or bf16
+    (bfloat16 autocast). Restores the previous setting on exit."""
+    if kind == "bf16":
+        with torch.autocast(device_type=device_type, dtype=torch.bfloat16):
+            yield
+        return
+    previous = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("high" if kind == "tf32" else "highest")
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(previous)
 
 
 class Trainer:
@@ -225,15 +245,44 @@ class Trainer:
         self.log = log
         # first derivatives are carried forward by hand, so the loss needs one backward only and
         # torch.compile applies (a one-off compilation per graph: the first step, then the cached φ)
+        self.precision = "float32"  # until check_precision has passed another
         self._loss = torch.compile(self.loss) if solver.compile else self.loss
         self.good: dict | None = None  # the last state known to be finite, while inside adam
         self.last_terms: dict[str, float] = {}
 
     def loss(self, x: torch.Tensor, w: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Normalised energy and its three terms (3,) detached."""
-        dens = energy_terms(self.problem, self.net, x, t)
-        parts = torch.stack([(w * dens[k]).sum() for k in TERMS]) / self.problem.energy_scale
+        with matmul_precision(self.precision, x.device.type):
+            dens = energy_terms(self.problem, self.net, x, t)
+        parts = torch.stack([(w * dens[k].to(w.dtype)).sum() for k in TERMS]) / self.problem.energy_scale
         return parts.sum(), parts.detach()
+
+    def check_precision(self, *, t_value: float, points: int = 4096, seed: int = 0) -> dict:
+        """`solver.precision` other than float32: the loss gradient on one batch of points (drawn
+        from a stream of its own, so the run's is untouched) with reduced-precision matmuls
+        against float32's. The reduced precision is used only if the relative error of the
+        gradient is at most PRECISION_TOLERANCE. Returns what was requested, used and measured."""
+        kind = self.solver.precision
+        if kind == "float32":
+            return {"requested": kind, "used": kind}
+        device = self.generator.device
+        g = torch.Generator(device).manual_seed(seed)
+        x = torch.rand(points, 2, generator=g, device=device, dtype=self.dtype)
+        x = x * x.new_tensor(self.problem.domain.size) + x.new_tensor(self.problem.domain.bounds[:2])
+        w = self.problem.domain.inside(x).to(self.dtype) * (self.problem.domain.box_area / points)
+        t = x.new_full((points,), t_value)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+
+        def gradient(precision: str) -> torch.Tensor:
+            self.precision = precision
+            grads = torch.autograd.grad(self.loss(x, w, t)[0], params, allow_unused=True)
+            return torch.cat([(gr if gr is not None else torch.zeros_like(p)).reshape(-1)
+                              for gr, p in zip(grads, params)]).double()
+
+        exact, reduced = gradient("float32"), gradient(kind)
+        error = float((reduced - exact).norm() / exact.norm().clamp_min(1e-300))
+        self.precision = kind if error <= PRECISION_TOLERANCE else "float32"
+        return {"requested": kind, "used": self.precision, "gradient_error": error}
 
     def backward(self, x: torch.Tensor, w: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Accumulate the gradient of the loss over chunks of `solver.chunk_points` points, so the
