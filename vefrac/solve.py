@@ -252,8 +252,7 @@ class Trainer:
 
     def loss(self, x: torch.Tensor, w: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Normalised energy and its three terms (3,) detached."""
-        with matmul_precision(self.precision, x.device.type):
-            dens = energy_terms(self.problem, self.net, x, t)
+        dens = energy_terms(self.problem, self.net, x, t)
         parts = torch.stack([(w * dens[k].to(w.dtype)).sum() for k in TERMS]) / self.problem.energy_scale
         return parts.sum(), parts.detach()
 
@@ -274,8 +273,8 @@ class Trainer:
         params = [p for p in self.model.parameters() if p.requires_grad]
 
         def gradient(precision: str) -> torch.Tensor:
-            self.precision = precision
-            grads = torch.autograd.grad(self.loss(x, w, t)[0], params, allow_unused=True)
+            with matmul_precision(precision, device.type):
+                grads = torch.autograd.grad(self.loss(x, w, t)[0], params, allow_unused=True)
             return torch.cat([(gr if gr is not None else torch.zeros_like(p)).reshape(-1)
                               for gr, p in zip(grads, params)]).double()
 
@@ -287,6 +286,10 @@ class Trainer:
     def backward(self, x: torch.Tensor, w: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Accumulate the gradient of the loss over chunks of `solver.chunk_points` points, so the
         point count is limited by time, not memory. Returns the loss and its terms, detached."""
+        with matmul_precision(self.precision, x.device.type):  # outside the compiled loss
+            return self._backward(x, w, t)
+
+    def _backward(self, x: torch.Tensor, w: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         size = self.solver.chunk_points
         if x.shape[0] <= size:
             loss, terms = self._loss(x, w, t)
