@@ -38,10 +38,11 @@ def test_a_precision_that_passes_the_check_is_really_used(tmp_path, monkeypatch)
 
 
 def test_the_precision_context_leaves_no_global_setting_behind():
+    one = torch.ones(2, 2, dtype=torch.float32)
     before = torch.get_float32_matmul_precision()
     with solve.matmul_precision("tf32", "cpu"):
         assert torch.get_float32_matmul_precision() == "high"
     with solve.matmul_precision("bf16", "cpu"):
-        assert torch.mm(torch.ones(2, 2), torch.ones(2, 2)).dtype == torch.bfloat16
+        assert torch.mm(one, one).dtype == torch.bfloat16
     assert torch.get_float32_matmul_precision() == before
-    assert torch.mm(torch.ones(2, 2), torch.ones(2, 2)).dtype == torch.float32
+    assert torch.mm(one, one).dtype == torch.float32
