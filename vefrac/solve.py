@@ -269,9 +269,7 @@ class Trainer:
             return {"requested": kind, "used": kind}
         device = self.generator.device
         g = torch.Generator(device).manual_seed(seed)
-        x = torch.rand(points, 2, generator=g, device=device, dtype=self.dtype)
-        x = x * x.new_tensor(self.problem.domain.size) + x.new_tensor(self.problem.domain.bounds[:2])
-        w = self.problem.domain.inside(x).to(self.dtype) * (self.problem.domain.box_area / points)
+        x, w = Sampler(self.problem.domain, n=points, kind="uniform", generator=g, dtype=self.dtype)()
         t = x.new_full((points,), t_value)
         params = [p for p in self.model.parameters() if p.requires_grad]
 
