@@ -62,7 +62,7 @@ def without_code(text: str) -> str:
     """Markdown text with fenced blocks, indented blocks and inline code removed (no links there)."""
     text = re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)
     text = re.sub(r"(^[ \t]*\n)((?: {4}|\t).*(?:\n|$))+", r"\1", text, flags=re.M)
-    return re.sub(r"`[^`\n]*`", "", text)
+    return re.sub(r"`[^`]*`", "", text)
 
 
 def link_targets(text: str) -> list[str]:
