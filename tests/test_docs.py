@@ -58,11 +58,15 @@ def test_readme_is_short():
     assert lines <= 260, f"README.md has {lines} lines; move detail to docs/"
 
 
-def without_code(text: str) -> str:
-    """Markdown text with fenced blocks, indented blocks and inline code removed (no links there)."""
+def without_blocks(text: str) -> str:
+    """Markdown text with fenced and indented code blocks removed."""
     text = re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)
-    text = re.sub(r"(^[ \t]*\n)((?: {4}|\t).*(?:\n|$))+", r"\1", text, flags=re.M)
-    return re.sub(r"`[^`]*`", "", text)
+    return re.sub(r"(^[ \t]*\n)((?: {4}|\t).*(?:\n|$))+", r"\1", text, flags=re.M)
+
+
+def without_code(text: str) -> str:
+    """Markdown text with code blocks and inline code removed (no links there)."""
+    return re.sub(r"`[^`]*`", "", without_blocks(text))
 
 
 def link_targets(text: str) -> list[str]:
@@ -77,7 +81,7 @@ def link_targets(text: str) -> list[str]:
 def heading_anchors(text: str) -> set[str]:
     """GitHub's anchors for the headings of a Markdown page."""
     anchors = set()
-    for heading in re.findall(r"^#{1,6}\s+(.*?)\s*#*\s*$", without_code(text), flags=re.M):
+    for heading in re.findall(r"^#{1,6}\s+(.*?)\s*#*\s*$", without_blocks(text), flags=re.M):
         slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
         anchors.add(slug)
     return anchors
@@ -87,7 +91,8 @@ def test_link_parser_finds_what_it_must():
     text = ("see [model](docs/model.md#units) and ![pic](docs/a.png \"title\")\n"
             "[ref]: ../outside.md\n<img src=\"x.png\">\n`[not](a link)`\n```\n[nor](this)\n```\n")
     assert link_targets(text) == ["docs/model.md#units", "docs/a.png", "../outside.md", "x.png"]
-    assert heading_anchors("## Units and scales\n### The φ-step (FEM)") == {"units-and-scales", "the-φ-step-fem"}
+    assert heading_anchors("## Units and scales\n### The φ-step (FEM)\n### `vefrac run`: a layer") == {
+        "units-and-scales", "the-φ-step-fem", "vefrac-run-a-layer"}
 
 
 def test_every_relative_link_resolves_inside_the_repository():
