@@ -63,6 +63,7 @@ from torch import nn
 from . import config
 from .errors import InputError
 from .geometry import Domain
+from .problem import Problem
 
 # 2×2 Gauss rule on the unit square, node order (0,0), (1,0), (1,1), (0,1)
 _GP = 0.5 + np.array([-0.5, 0.5]) / math.sqrt(3.0)
@@ -327,7 +328,7 @@ class Staggered:
     counter[0]. `rewind` puts the model back to the start of the interrupted step.
     """
 
-    def __init__(self, problem, fem: config.Fem, model: FemModel, *, counter: list[int],
+    def __init__(self, problem: Problem, fem: config.Fem, model: FemModel, *, counter: list[int],
                  progress: Callable[[int, dict], None] | None = None, log: Callable[[str], None] = lambda s: None):
         self.problem, self.fem, self.model, self.counter = problem, fem, model, counter
         self.progress = progress or (lambda count, terms: None)

@@ -18,29 +18,16 @@ import torch
 import torch.distributed as dist
 
 from . import __version__, analysis, config, export, fem
-from .energy import Physics
 from .errors import InputError
-from .fields import build_toughness
-from .geometry import Grid, build_domain
-from .solve import (PRECISION_TOLERANCE, TERMS, FieldModel, Problem, State, Trainer, evaluate,
+from .geometry import Grid
+from .problem import build_problem
+from .solve import (PRECISION_TOLERANCE, TERMS, FieldModel, State, Trainer, evaluate,
                     measure_crack_length, refresh_cache, space_time_iterations, step_times, trapezoid_weights)
 
 CHECKPOINT = "checkpoint.pt"
 OUTPUT_FILES = ("fields_*.vti", "fields.pvd", "history.csv", "summary.json", CHECKPOINT, "*.png", ".*.tmp")
 HISTORY_COLUMNS = ["t", "eps_s", "elastic", "surface", "substrate", "total", "crack_length",
                    "skeleton_length", "fragments", "median_phi"]
-
-
-def build_problem(scn: config.Scenario, *, toughness: torch.nn.Module | None = None) -> Problem:
-    """The scenario's problem; `toughness` replaces the scenario's G(x) (the inverse mode's guess)."""
-    domain = build_domain(scn.domain)
-    fr, mat = scn.fracture, scn.material
-    physics = Physics(lam=mat.lame_lambda, mu=mat.lame_mu, eta=mat.substrate_stiffness, split=mat.split,
-                      fracture=fr.enabled, s=fr.length_scale, k_res=fr.residual_stiffness, model=fr.model)
-    if toughness is None:
-        toughness = build_toughness(fr.toughness, domain, seed=scn.seed)
-    return Problem(physics=physics, domain=domain, toughness=toughness,
-                   rate=scn.shrinkage.rate, t_end=scn.shrinkage.t_end)
 
 
 def pick_device(name: str) -> torch.device:

@@ -26,8 +26,9 @@ from torch import nn
 from . import config
 from .energy import Physics, crack_length_density, energy_densities
 from .fields import bilinear
-from .geometry import Domain, Grid
+from .geometry import Grid
 from .nets import FourierMLP, incremental_phase_field, space_time_phase_field
+from .problem import Problem
 from .sampling import Sampler
 
 TERMS = ("elastic", "surface", "substrate")
@@ -37,26 +38,6 @@ MAX_BLOWUPS = 3
 
 class BlowUp(RuntimeError):
     """Training kept producing non-finite energies: the run gives up (exit code 1)."""
-
-
-@dataclass(frozen=True)
-class Problem:
-    """What is minimised: the physics, the domain, G(x) and the shrinkage history εs = rate·t."""
-
-    physics: Physics
-    domain: Domain
-    toughness: nn.Module
-    rate: float
-    t_end: float
-
-    @property
-    def eps_ref(self) -> float:
-        return self.rate * self.t_end
-
-    @property
-    def energy_scale(self) -> float:
-        """The uniform state's energy at t_end, 2K εs² · area: the loss is E / this."""
-        return 2 * (self.physics.lam + self.physics.mu) * self.eps_ref**2 * self.domain.area
 
 
 def fourier_scale(network: config.Network, problem: Problem) -> float:
