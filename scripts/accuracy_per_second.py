@@ -51,7 +51,7 @@ sys.path.insert(0, str(ROOT))
 
 from vefrac.config import load_scenario  # noqa: E402
 from vefrac.problem import Problem, build_problem  # noqa: E402
-from vefrac.solve import fourier_scale  # noqa: E402
+from vefrac.pinn_model import fourier_scale  # noqa: E402
 
 STATISTICS = ("skeleton_length", "crack_length", "mean_fragment_area")
 AIMS = {"skeleton_length": 0.15, "crack_length": 0.15, "mean_fragment_area": 0.25}

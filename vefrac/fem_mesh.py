@@ -144,7 +144,6 @@ class FemModel(nn.Module):
     def __init__(self, mesh: QuadMesh, *, fracture: bool):
         super().__init__()
         self.mesh, self.fracture = mesh, fracture
-        self.cache_grid = None  # the runner's checkpoint looks for it (PINN's previous-φ grid)
         n_nodes = mesh.node_dof.size
         self.register_buffer("u", torch.zeros(n_nodes, 2, dtype=torch.float64))
         self.register_buffer("phi", torch.zeros(n_nodes, dtype=torch.float64))
