@@ -50,8 +50,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from vefrac.config import load_scenario  # noqa: E402
-from vefrac.solve import Problem, fourier_scale  # noqa: E402
-from vefrac.runner import build_problem  # noqa: E402
+from vefrac.problem import Problem, build_problem  # noqa: E402
+from vefrac.pinn_model import fourier_scale  # noqa: E402
 
 STATISTICS = ("skeleton_length", "crack_length", "mean_fragment_area")
 AIMS = {"skeleton_length": 0.15, "crack_length": 0.15, "mean_fragment_area": 0.25}

@@ -88,7 +88,7 @@ def _build(device: torch.device, points: int, *, autograd: bool, overrides: tupl
     with tempfile.TemporaryDirectory() as tmp:
         run = Run(scn, Path(tmp), device=device, log=lambda s: None)
     if cache:
-        refresh_cache(run.problem, run.model, 0.05, points_per_length=run.solver.cache_points_per_length,
+        refresh_cache(run.problem, run.model, 0.05, points_per_length=run.scn.solver.cache_points_per_length,
                       device=device, dtype=run.dtype)
     if autograd:
         run.model.fields = lambda x, t: autograd_fields(run.model, x, t)
@@ -132,7 +132,7 @@ def profile_step(run: Run, device: torch.device, *, warmup: int = 3) -> dict:
     from torch.profiler import ProfilerActivity, profile
 
     params = [p for p in run.model.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=run.solver.learning_rate)
+    opt = torch.optim.Adam(params, lr=run.scn.solver.learning_rate)
     bad = torch.zeros((), dtype=torch.bool, device=device)
 
     def step():
@@ -178,7 +178,7 @@ def measure(spec: dict) -> dict:
     _adam(run, device, 3)  # warm-up
     start = time.perf_counter()
     _adam(run, device, spec["iterations"])
-    out = {"s_per_it": (time.perf_counter() - start) / spec["iterations"], "chunk_points": run.solver.chunk_points,
+    out = {"s_per_it": (time.perf_counter() - start) / spec["iterations"], "chunk_points": run.scn.solver.chunk_points,
            "drawn_points": int(run.trainer.draw(0.05)[0].shape[0])}
     if device.type == "cuda":
         out["peak_memory_mb"] = (torch.cuda.max_memory_allocated(device) - before) / 2**20

@@ -41,266 +41,31 @@ Load stepping. At each time, alternate minimisation (staggered scheme):
 Mesh dependence: like any phase-field discretisation the crack energy per unit length exceeds G
 by O(h/s), so h ≤ s/2 is the default; tests/test_fem.py has an h-refinement study.
 
-`FemModel` holds the nodal solution (buffers, so checkpoints carry it) and answers
-`fields(x, t)` with the Q1 interpolation, like solve.FieldModel.
+Modules: fem_mesh.py (the Q1 mesh, shape functions, sparsity, and `FemModel`, the nodal solution
+(buffers, so checkpoints carry it) answering `fields(x, t)` with the Q1 interpolation, like
+pinn_model.FieldModel); fem_material.py (the split densities, stress and tangent in numpy); this
+module (the staggered scheme and its linear solves); fem_solver.py (the solver protocol).
 """
 
 from __future__ import annotations
 
-import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-import scipy.ndimage
 import scipy.optimize
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 import torch
-from torch import nn
 
 from . import config
-from .errors import InputError
-from .geometry import Domain
+from .fem_material import split_densities, stress_tangent
+from .fem_mesh import GAUSS_POINTS, FemModel, QuadMesh, SparsityPattern, build_mesh, element_size, q1_shape
+from .problem import Problem
 
-# 2×2 Gauss rule on the unit square, node order (0,0), (1,0), (1,1), (0,1)
-_GP = 0.5 + np.array([-0.5, 0.5]) / math.sqrt(3.0)
-_XI = np.array([[a, b] for b in _GP for a in _GP])  # (4, 2)
-_CORNERS = np.array([[0, 0], [1, 0], [1, 1], [0, 1]])
-
-
-def _shape(xi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Q1 shape functions on the unit square at local points (Q, 2): N (Q, 4), dN/dξ (Q, 4, 2)."""
-    x, y = xi[:, 0:1], xi[:, 1:2]
-    n = np.hstack([(1 - x) * (1 - y), x * (1 - y), x * y, (1 - x) * y])
-    dx = np.hstack([-(1 - y), 1 - y, y, -y])
-    dy = np.hstack([-(1 - x), -x, x, 1 - x])
-    return n, np.stack([dx, dy], -1)
-
-
-# ----------------------------------------------------------------------------- mesh
-
-
-@dataclass(frozen=True)
-class QuadMesh:
-    """Q1 elements on a (ny, nx)-element grid; the active ones carry the unknowns.
-
-    node_dof: ((ny+1)*(nx+1),) dof of each grid node, −1 off the active part (periodic edges share).
-    elements: (E, 4) dofs of the active elements' corners. points: (E, 4, 2) their Gauss points.
-    """
-
-    origin: tuple[float, float]
-    spacing: tuple[float, float]
-    shape: tuple[int, int]
-    active: np.ndarray  # (ny, nx) bool
-    node_dof: np.ndarray
-    elements: np.ndarray
-    n_dofs: int
-    points: np.ndarray = field(repr=False)
-
-    @property
-    def weight(self) -> float:
-        """Gauss weight (the same at every point: a uniform grid)."""
-        return self.spacing[0] * self.spacing[1] / 4
-
-    def nodal(self, values: np.ndarray) -> np.ndarray:
-        """Dof values (n_dofs, ...) -> grid-node values ((ny+1)*(nx+1), ...), 0 off the active part."""
-        out = np.zeros((self.node_dof.size, *values.shape[1:]))
-        on = self.node_dof >= 0
-        out[on] = values[self.node_dof[on]]
-        return out
-
-    def dofs(self, nodal: np.ndarray) -> np.ndarray:
-        """Grid-node values -> dof values (the inverse of `nodal` on the active part)."""
-        out = np.zeros((self.n_dofs, *nodal.shape[1:]))
-        on = np.flatnonzero(self.node_dof >= 0)
-        out[self.node_dof[on]] = nodal[on]
-        return out
-
-
-def element_size(fem: config.Fem, domain: Domain, *, s: float, fracture: bool) -> float:
-    """h = s / points_per_length with fracture, else the longest side / elements_per_length."""
-    return s / fem.points_per_length if fracture else domain.length / fem.elements_per_length
-
-
-def build_mesh(domain: Domain, *, h: float) -> QuadMesh:
-    """The structured Q1 mesh of spacing ≈ h (≤ h) over the domain's bounding box."""
-    xmin, ymin, xmax, ymax = domain.bounds
-    nx = max(1, math.ceil((xmax - xmin) / h - 1e-9))
-    ny = max(1, math.ceil((ymax - ymin) / h - 1e-9))
-    if nx * ny > 50_000_000:
-        raise InputError(f"fem: {nx} x {ny} elements is too many; lower fem.points_per_length")
-    hx, hy = (xmax - xmin) / nx, (ymax - ymin) / ny
-    jj, ii = np.meshgrid(np.arange(ny), np.arange(nx), indexing="ij")
-    centres = np.stack([xmin + (ii.ravel() + 0.5) * hx, ymin + (jj.ravel() + 0.5) * hy], 1)
-    active = domain.inside(torch.as_tensor(centres)).numpy().reshape(ny, nx)
-    if not active.any():
-        raise InputError(f"fem: no element centre lies inside the domain at h = {h:.3g}; "
-                         f"raise fem.points_per_length (or fem.elements_per_length)")
-    # grid node (j, i) -> a key; periodic edges map onto the opposite edge's key
-    nj, ni = np.meshgrid(np.arange(ny + 1), np.arange(nx + 1), indexing="ij")
-    if domain.periodic[0]:
-        ni = np.where(ni == nx, 0, ni)
-    if domain.periodic[1]:
-        nj = np.where(nj == ny, 0, nj)
-    key = (nj * (nx + 1) + ni).ravel()
-    ej, ei = np.nonzero(active)
-    corner_nodes = (ej[:, None] + _CORNERS[:, 1]) * (nx + 1) + ei[:, None] + _CORNERS[:, 0]  # (E, 4)
-    used, dof_of_used = np.unique(key[corner_nodes], return_inverse=True)
-    elements = dof_of_used.reshape(-1, 4)
-    node_dof = np.full(key.size, -1)
-    on = np.isin(key, used)
-    node_dof[on] = np.searchsorted(used, key[on])
-    n, _ = _shape(_XI)
-    corners = np.stack([xmin + (ei[:, None] + _CORNERS[:, 0]) * hx, ymin + (ej[:, None] + _CORNERS[:, 1]) * hy], -1)
-    points = np.einsum("qa,ead->eqd", n, corners)
-    return QuadMesh(origin=(xmin, ymin), spacing=(hx, hy), shape=(ny, nx), active=active, node_dof=node_dof,
-                    elements=elements, n_dofs=len(used), points=points)
-
-
-class _Pattern:
-    """The CSR sparsity of an element-by-element matrix, so assembly is one bincount."""
-
-    def __init__(self, edofs: np.ndarray, n: int):
-        k = edofs.shape[1]
-        rows = np.repeat(edofs, k, axis=1).ravel()
-        cols = np.tile(edofs, (1, k)).ravel()
-        keys, self.slot = np.unique(rows.astype(np.int64) * n + cols, return_inverse=True)
-        self.indices = (keys % n).astype(np.int32)
-        self.indptr = np.concatenate([[0], np.cumsum(np.bincount(keys // n, minlength=n))]).astype(np.int32)
-        self.n = n
-
-    def assemble(self, element_matrices: np.ndarray) -> sp.csr_matrix:
-        """(E, k, k) element matrices -> the (n, n) global matrix."""
-        data = np.bincount(self.slot, weights=element_matrices.ravel(), minlength=self.indices.size)
-        return sp.csr_matrix((data, self.indices, self.indptr), shape=(self.n, self.n))
-
-
-# ----------------------------------------------------------------------------- material response
-
-
-def stress_tangent(exx: np.ndarray, eyy: np.ndarray, gam: np.ndarray, g: np.ndarray | float, *,
-                   lam: float, mu: float, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """Derivatives of ψ = g W+ + W− in the engineering strain (εxx, εyy, γ = 2εxy).
-
-    Arrays of any shape S. Returns the stress (S + (3,)) = (σxx, σyy, σxy) and the tangent
-    (S + (3, 3)): the Hessian where ψ is smooth, the derivative of the branch the strain is on
-    at the kinks (an element of the generalised Jacobian, what a semi-smooth Newton step needs).
-    """
-    g = np.broadcast_to(g, exx.shape)
-    tr = exx + eyy
-    ones, vol = np.array([1.0, 1.0, 0.0]), np.array([[1.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 0.0]])
-    if split == "none":
-        c = np.array([[lam + 2 * mu, lam, 0.0], [lam, lam + 2 * mu, 0.0], [0.0, 0.0, mu]])
-        tangent = g[..., None, None] * c
-        return np.einsum("...ij,...j->...i", tangent, np.stack([exx, eyy, gam], -1)), tangent
-    c_tr = np.where(tr > 0, g, 1.0)  # which side of the volumetric kink
-    if split == "amor":
-        dev = np.array([[1.0, -1.0, 0.0], [-1.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
-        kc, gm = (lam + mu) * c_tr, g * mu
-        stress = (kc * tr)[..., None] * ones + gm[..., None] * np.stack([exx - eyy, eyy - exx, gam], -1)
-        return stress, kc[..., None, None] * vol + gm[..., None, None] * dev
-    if split == "spectral":
-        d, exy = 0.5 * (exx - eyy), 0.5 * gam
-        radius = np.sqrt(d * d + exy * exy)
-        safe = np.where(radius > 0, radius, 1.0)
-        cos2, sin2 = np.where(radius > 0, d / safe, 1.0), np.where(radius > 0, exy / safe, 0.0)
-        c2, s2, cs = 0.5 * (1 + cos2), 0.5 * (1 - cos2), 0.5 * sin2
-        v1, v2 = np.stack([c2, s2, cs], -1), np.stack([s2, c2, -cs], -1)  # ∂e1/∂ε, ∂e2/∂ε
-        v12 = np.stack([-cs, cs, 0.5 * (c2 - s2)], -1)  # n1·H n2 as a function of (hxx, hyy, hγ)
-        e1, e2 = 0.5 * tr + radius, 0.5 * tr - radius
-        k1, k2 = np.where(e1 > 0, g, 1.0), np.where(e2 > 0, g, 1.0)  # f(e) = k e², f' = 2ke, f'' = 2k
-        f1, f2 = 2 * k1 * e1, 2 * k2 * e2
-        gap = e1 - e2
-        divided = np.where(gap > 1e-12 * (np.abs(e1) + np.abs(e2) + 1e-300), (f1 - f2) / np.where(gap > 0, gap, 1.0),
-                           2 * k1)
-        stress = (lam * c_tr * tr)[..., None] * ones + mu * (f1[..., None] * v1 + f2[..., None] * v2)
-        outer = lambda a, b: a[..., :, None] * b[..., None, :]  # noqa: E731
-        tangent = ((lam * c_tr)[..., None, None] * vol
-                   + mu * ((2 * k1)[..., None, None] * outer(v1, v1) + (2 * k2)[..., None, None] * outer(v2, v2)
-                           + (2 * divided)[..., None, None] * outer(v12, v12)))
-        return stress, tangent
-    raise ValueError(f"unknown split {split!r}")
-
-
-def split_densities(exx: np.ndarray, eyy: np.ndarray, gam: np.ndarray, *, lam: float, mu: float,
-                    split: str) -> tuple[np.ndarray, np.ndarray]:
-    """(W+, W−) of energy.split_energy, in numpy (tests pin the two together), γ = 2εxy.
-
-    numpy, not torch: the inner loop is many small element-wise operations, where torch's thread
-    pool can cost more than the arithmetic (1000× on a loaded 2-core machine).
-    """
-    tr = exx + eyy
-    if split == "amor":
-        pos, neg = np.maximum(tr, 0.0), np.minimum(tr, 0.0)
-        dev2 = 0.5 * (exx - eyy) ** 2 + 0.5 * gam**2
-        return 0.5 * (lam + mu) * pos**2 + mu * dev2, 0.5 * (lam + mu) * neg**2
-    if split == "spectral":
-        radius = np.sqrt(0.25 * (exx - eyy) ** 2 + 0.25 * gam**2)
-        e1, e2 = 0.5 * tr + radius, 0.5 * tr - radius
-        w_pos = 0.5 * lam * np.maximum(tr, 0.0) ** 2 + mu * (np.maximum(e1, 0.0) ** 2 + np.maximum(e2, 0.0) ** 2)
-        w_neg = 0.5 * lam * np.minimum(tr, 0.0) ** 2 + mu * (np.minimum(e1, 0.0) ** 2 + np.minimum(e2, 0.0) ** 2)
-        return w_pos, w_neg
-    if split == "none":
-        return 0.5 * lam * tr**2 + mu * (exx**2 + eyy**2 + 0.5 * gam**2), np.zeros_like(tr)
-    raise ValueError(f"unknown split {split!r}")
-
-
-# ----------------------------------------------------------------------------- model
-
-
-class FemModel(nn.Module):
-    """The nodal Q1 solution, with solve.FieldModel's `fields` interface.
-
-    Buffers (so checkpoints carry them): u ((ny+1)(nx+1), 2), phi and phi_prev ((ny+1)(nx+1),)
-    on the grid's nodes, 0 off the active part. phi_prev is the lower bound of the current step.
-    """
-
-    def __init__(self, mesh: QuadMesh, *, fracture: bool):
-        super().__init__()
-        self.mesh, self.fracture = mesh, fracture
-        self.cache_grid = None  # the runner's checkpoint looks for it (PINN's previous-φ grid)
-        n_nodes = mesh.node_dof.size
-        self.register_buffer("u", torch.zeros(n_nodes, 2, dtype=torch.float64))
-        self.register_buffer("phi", torch.zeros(n_nodes, dtype=torch.float64))
-        self.register_buffer("phi_prev", torch.zeros(n_nodes, dtype=torch.float64))
-        # each grid element -> the nearest active element (itself when active): where to evaluate
-        _, (jn, inn) = scipy.ndimage.distance_transform_edt(~mesh.active, return_indices=True)
-        nearest = torch.as_tensor((jn * mesh.shape[1] + inn).ravel())
-        self.register_buffer("nearest", nearest, persistent=False)
-
-    def fields(self, x: torch.Tensor, t: torch.Tensor):
-        """x: (N, 2), t: (N,) ignored (the current state). Returns u (N, 2), ∇u (N, 2, 2) [∂u_i/∂x_j],
-        φ (N,) and ∇φ (N, 2) (None without fracture), in x's dtype.
-
-        Inside the active elements: the Q1 interpolation. Elsewhere: the fields at the nearest point
-        of the nearest active element (finite, and φ stays in [0, 1]).
-        """
-        m = self.mesh
-        ny, nx = m.shape
-        xd = x.to(torch.float64)
-        fi = (xd[:, 0] - m.origin[0]) / m.spacing[0]
-        fj = (xd[:, 1] - m.origin[1]) / m.spacing[1]
-        i, j = fi.floor().long().clamp(0, nx - 1), fj.floor().long().clamp(0, ny - 1)
-        e = self.nearest[j * nx + i]
-        i, j = e % nx, e // nx
-        a, b = (fi - i).clamp(0, 1), (fj - j).clamp(0, 1)
-        n00 = j * (nx + 1) + i
-        corners = torch.stack([n00, n00 + 1, n00 + nx + 2, n00 + nx + 1], 1)  # (N, 4)
-        shape = torch.stack([(1 - a) * (1 - b), a * (1 - b), a * b, (1 - a) * b], 1)
-        dx = torch.stack([-(1 - b), 1 - b, b, -b], 1) / m.spacing[0]
-        dy = torch.stack([-(1 - a), -a, a, 1 - a], 1) / m.spacing[1]
-        un = self.u[corners]  # (N, 4, 2)
-        u = (shape[..., None] * un).sum(1)
-        grad_u = torch.stack([(dx[..., None] * un).sum(1), (dy[..., None] * un).sum(1)], -1)
-        if not self.fracture:
-            return u.to(x.dtype), grad_u.to(x.dtype), None, None
-        pn = self.phi[corners]
-        phi = (shape * pn).sum(1)
-        grad_phi = torch.stack([(dx * pn).sum(1), (dy * pn).sum(1)], -1)
-        return u.to(x.dtype), grad_u.to(x.dtype), phi.to(x.dtype), grad_phi.to(x.dtype)
-
+__all__ = ["FemModel", "QuadMesh", "StepResult", "Staggered", "box_qp", "build_mesh", "element_size", "factor",
+           "split_densities", "stress_tangent"]
 
 # ----------------------------------------------------------------------------- solver
 
@@ -327,14 +92,14 @@ class Staggered:
     counter[0]. `rewind` puts the model back to the start of the interrupted step.
     """
 
-    def __init__(self, problem, fem: config.Fem, model: FemModel, *, counter: list[int],
+    def __init__(self, problem: Problem, fem: config.Fem, model: FemModel, *, counter: list[int],
                  progress: Callable[[int, dict], None] | None = None, log: Callable[[str], None] = lambda s: None):
         self.problem, self.fem, self.model, self.counter = problem, fem, model, counter
         self.progress = progress or (lambda count, terms: None)
         self.log = log
         ph, m = problem.physics, model.mesh
         self.ph, self.mesh = ph, m
-        n, dxi = _shape(_XI)
+        n, dxi = q1_shape(GAUSS_POINTS)
         self.N = n  # (4 q, 4 a)
         self.dN = dxi / np.array(m.spacing)  # (4 q, 4 a, 2)
         self.D = self.dN.transpose(0, 2, 1).reshape(8, 4)  # rows (q, direction)
@@ -350,9 +115,9 @@ class Staggered:
         mass = self.w * np.einsum("qa,qb->ab", n, n)
         self.substrate = ph.eta * np.kron(mass, np.eye(2))  # (8, 8), dofs ordered (node, component)
         self.udofs = np.stack([2 * m.elements, 2 * m.elements + 1], -1).reshape(-1, 8)
-        self.u_pattern = _Pattern(self.udofs, 2 * m.n_dofs)
+        self.u_pattern = SparsityPattern(self.udofs, 2 * m.n_dofs)
         if ph.fracture:
-            self.phi_pattern = _Pattern(m.elements, m.n_dofs)
+            self.phi_pattern = SparsityPattern(m.elements, m.n_dofs)
             pts = torch.as_tensor(m.points.reshape(-1, 2), dtype=torch.float64)
             dev = next(iter(problem.toughness.buffers()), pts).device
             with torch.no_grad():

@@ -35,123 +35,38 @@ import torch
 from scipy import ndimage
 
 from . import __version__, analysis, config, export
+from .checkpoint import load_checkpoint, save_checkpoint
 from .errors import InputError
 from .fields import GridField, bilinear, build_toughness
 from .geometry import Grid
-from .nets import FourierMLP
+from .log_toughness import LogToughness, gap_step
 from .observe import Observed, read_observation
-from .runner import Run, build_problem, check_writable, load_checkpoint, save_checkpoint
-from .solve import TERMS, FieldModel, State, Trainer, energy_terms, evaluate, planned_iterations, trapezoid_weights
+from .outputs import check_writable
+from .pinn_model import FieldModel
+from .problem import build_problem
+from .runner import Run
+from .solve import TERMS, ExtraTerm, State, Trainer, evaluate, planned_iterations, trapezoid_weights
+
+__all__ = ["CHECKPOINT", "Inversion", "InversionState", "LogToughness", "gap_step", "misfit_term", "prepare_output"]
 
 CHECKPOINT = "inversion.pt"
-WORK = ".work"
+WORK = ".work"  # where forward runs of older versions wrote; they run in memory now
 HISTORY_COLUMNS = ["seed", "iteration", "overlap", "precision", "recall", "misfit", "assimilated_misfit",
                    "free_energy", "assimilated_energy", "energy_gap", "mean_G", "std_log_G", "step"]
-
-
-# ----------------------------------------------------------------------------- the unknown
-
-
-class LogToughness:
-    """g = log G(x) on a coarse grid (bilinear) or as a Fourier-feature network.
-
-    `field(grid)` returns G on `grid` as a GridField the solver can use; `update(target)` moves
-    g towards target values given on the evaluation grid."""
-
-    def __init__(self, spec: config.Invert, *, grid: Grid, domain, g0: float, s: float, seed: int):
-        self.kind, self.grid = spec.unknown, grid
-        self.g0 = g0
-        xmin, ymin, xmax, ymax = domain.bounds
-        if self.kind == "grid":
-            h = spec.grid_spacing or s
-            nx = max(2, int(math.ceil((xmax - xmin) / h)) + 1)
-            ny = max(2, int(math.ceil((ymax - ymin) / h)) + 1)
-            self.coarse = Grid((xmin, ymin), ((xmax - xmin) / (nx - 1), (ymax - ymin) / (ny - 1)), (ny, nx))
-            self.values = np.full((ny, nx), g0)
-        else:
-            gen = torch.Generator().manual_seed(seed)
-            self.centre = np.array([(xmin + xmax) / 2, (ymin + ymax) / 2])
-            self.length = max(xmax - xmin, ymax - ymin)
-            scale = max(2.0, 0.5 * self.length / (spec.prior.correlation_length or 2 * s))
-            self.net = FourierMLP(out=1, features=128, scale=scale, hidden_layers=2, width=64, generator=gen)
-            self.net.reset_output(0.0)
-            self.net.float()  # a smooth field: float32 is plenty, and twice as fast on a CPU
-
-    def on_grid(self) -> np.ndarray:
-        """(ny, nx) log G on the evaluation grid."""
-        pts = self.grid.points()
-        if self.kind == "grid":
-            v = bilinear(torch.as_tensor(self.values), torch.as_tensor(pts), origin=self.coarse.origin,
-                         spacing=self.coarse.spacing)
-            return v.numpy().reshape(self.grid.shape)
-        with torch.no_grad():
-            xh = torch.as_tensor((pts - self.centre) / self.length, dtype=torch.float32)
-            return (self.g0 + self.net(xh)[0][:, 0].double()).numpy().reshape(self.grid.shape)
-
-    def field(self) -> GridField:
-        return GridField(np.exp(self.on_grid()), origin=self.grid.origin, spacing=self.grid.spacing)
-
-    def update(self, target: np.ndarray, material: np.ndarray) -> None:
-        """Move g towards `target` (ny, nx) on the evaluation grid (fitted on the material)."""
-        if self.kind == "grid":
-            ny, nx = self.coarse.shape
-            xs = (self.coarse.origin[0] + self.coarse.spacing[0] * np.arange(nx) - self.grid.origin[0]) / self.grid.spacing[0]
-            ys = (self.coarse.origin[1] + self.coarse.spacing[1] * np.arange(ny) - self.grid.origin[1]) / self.grid.spacing[1]
-            yy, xx = np.meshgrid(ys, xs, indexing="ij")
-            self.values = ndimage.map_coordinates(target, [yy, xx], order=1, mode="nearest")
-            return
-        pts = torch.as_tensor((self.grid.points()[material.ravel()] - self.centre) / self.length, dtype=torch.float32)
-        goal = torch.as_tensor(target.ravel()[material.ravel()] - self.g0, dtype=torch.float32)
-        opt = torch.optim.Adam(self.net.parameters(), lr=3e-3)
-        for _ in range(200):  # a regression onto the smoothed target: cheap next to the solves
-            idx = torch.randint(0, pts.shape[0], (min(2048, pts.shape[0]),))
-            opt.zero_grad()
-            loss = ((self.net(pts[idx])[0][:, 0] - goal[idx]) ** 2).mean()
-            loss.backward()
-            opt.step()
-
-    def state(self) -> dict:
-        return {"values": self.values.copy()} if self.kind == "grid" else {"net": copy.deepcopy(self.net.state_dict())}
-
-    def load(self, state: dict) -> None:
-        if self.kind == "grid":
-            self.values = np.array(state["values"])
-        else:
-            self.net.load_state_dict(state["net"])
-
-
-def gap_step(g: np.ndarray, *, c_assimilated: np.ndarray, c_free: np.ndarray, material: np.ndarray, s: float,
-             step: float, scale: float, smooth: Callable[[np.ndarray], np.ndarray], mean_weight: float,
-             g_mean: float) -> np.ndarray:
-    """One descent step of the energy gap in g = log G. All fields (ny, nx) on one grid.
-
-    c_*: crack-length densities (φ² + s²|∇φ|²)/(2s) of the assimilated and the free state, so that
-    ∂J/∂G = c_assimilated − c_free (Danskin). The gradient is made dimensionless by s, smoothed by
-    the prior (`smooth`), divided by `scale` and clipped to ±1: log G moves by at most `step`.
-    Then the mean of G is pulled towards g_mean by the fraction `mean_weight` (in log).
-    """
-    gradient = smooth(s * (c_assimilated - c_free))
-    target = g - step * np.clip(gradient / scale, -1.0, 1.0)
-    return target - mean_weight * math.log(np.exp(target[material]).mean() / g_mean)
 
 
 # ----------------------------------------------------------------------------- the assimilated state
 
 
-class AssimilationTrainer(Trainer):
-    """The energy plus the misfit w·Ḡ/(2s)·(φ − φ_obs)² on the imaged material."""
+def misfit_term(observed: torch.Tensor, *, grid: Grid, weight: float) -> ExtraTerm:
+    """The misfit w·Ḡ/(2s)·(φ − φ_obs)² on the imaged material (weight = w·Ḡ/(2s)), as an extra
+    energy density for the Trainer. observed: (ny, nx, 2) on grid: φ_obs and the material (0/1)."""
 
-    def __init__(self, *args, observed: torch.Tensor, grid: Grid, weight: float, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.observed, self.obs_grid, self.weight = observed, grid, weight  # observed: (ny, nx, 2): φ_obs, material
+    def density(x: torch.Tensor, dens: dict) -> torch.Tensor:
+        obs = bilinear(observed, x, origin=grid.origin, spacing=grid.spacing)
+        return weight * (obs[:, 1] * (dens["phi"] - obs[:, 0]) ** 2)
 
-    def loss(self, x, w, t):
-        dens = energy_terms(self.problem, self.net, x, t)
-        obs = bilinear(self.observed, x, origin=self.obs_grid.origin, spacing=self.obs_grid.spacing)
-        misfit = self.weight * (obs[:, 1] * (dens["phi"] - obs[:, 0]) ** 2)
-        parts = torch.stack([(w * dens[k]).sum() for k in TERMS]) / self.problem.energy_scale
-        loss = parts.sum() + (w * misfit).sum() / self.problem.energy_scale
-        return loss, parts.detach()
+    return density
 
 
 # ----------------------------------------------------------------------------- the inversion
@@ -219,20 +134,21 @@ class Inversion:
 
     # ------------------------------------------------------------------ pieces
 
-    def _forward(self, unknown: LogToughness, seed: int, folder: Path, *, final: bool = False) -> Run:
-        """A forward run with the current G; `final`: the full outputs, into the output folder."""
+    def _forward(self, unknown: LogToughness, seed: int, *, out: Path | None = None) -> Run:
+        """A forward run with the current G: in memory, with the end points only (out None),
+        or every snapshot and picture into the folder `out` (the final run)."""
         scn = self.forward_scn.model_copy(update={"seed": seed})
-        if not final:  # inner runs: the end points only, no pictures
+        if out is None:
             scn = scn.model_copy(update={"output": scn.output.model_copy(update={"snapshots": 2})})
         base = self.counter[0]
 
         def progress(count, terms):
             self.progress(base + count, terms)
 
-        run = Run(scn, folder, device=self.device, progress=progress, log=lambda line: None,
-                  toughness=unknown.field().to(self.device), pictures=final)
+        run = Run(scn, out, device=self.device, progress=progress, log=lambda line: None,
+                  toughness=unknown.field().to(self.device))
         run.execute()
-        self.counter[0] = base + run.counter[0]
+        self.counter[0] = base + run.solver.iterations
         return run
 
     def _assimilate(self, unknown: LogToughness, seed: int) -> dict:
@@ -251,9 +167,9 @@ class Inversion:
         weight = inv.misfit_weight * self.g_mean / (2 * self.s)
         gen = torch.Generator(device=self.device).manual_seed(seed + 7)
         base = self.counter[0]
-        trainer = AssimilationTrainer(problem, solver, generator=gen, dtype=self.dtype, model=model,
-                                      progress=lambda count, terms: self.progress(base + count, terms),
-                                      observed=observed, grid=self.grid, weight=weight)
+        trainer = Trainer(problem, solver, generator=gen, dtype=self.dtype, model=model,
+                          progress=lambda count, terms: self.progress(base + count, terms),
+                          extra_terms=[misfit_term(observed, grid=self.grid, weight=weight)])
         n_iter = inv.assimilation_iterations if first else max(1, inv.assimilation_iterations // 4)
         counter = [0]
         trainer.adam(t_value=self.problem.t_end, n_iter=n_iter, state=State(), checkpoint=lambda st: None,
@@ -319,16 +235,16 @@ class Inversion:
         material = self.observed.material
         while st.iteration < inv.outer_iterations:
             k = st.iteration + 1
-            run = self._forward(unknown, seed, self.out / WORK)
-            free = run.last_arrays
+            run = self._forward(unknown, seed)
+            free = run.outputs.snapshots[-1].arrays
             assim = self._assimilate(unknown, seed)
             overlap = self._overlap(free["phi"])
             g = unknown.on_grid()
             row = {"seed": index, "iteration": k, "overlap": overlap["iou"], "precision": overlap["precision"],
                    "recall": overlap["recall"], "misfit": self._misfit(free["phi"]),
-                   "assimilated_misfit": assim["misfit"], "free_energy": run.rows[-1]["total"],
+                   "assimilated_misfit": assim["misfit"], "free_energy": run.outputs.rows[-1]["total"],
                    "assimilated_energy": assim["energy"],
-                   "energy_gap": assim["energy"] + assim["misfit"] - run.rows[-1]["total"],
+                   "energy_gap": assim["energy"] + assim["misfit"] - run.outputs.rows[-1]["total"],
                    "mean_G": float(np.exp(g[material]).mean()), "std_log_G": float(g[material].std()),
                    "step": inv.step}
             better = st.best is None or (row["overlap"], -row["misfit"]) > (st.best["overlap"], -st.best["misfit"])
@@ -370,12 +286,12 @@ class Inversion:
             def field(self_inner):
                 return g_field
 
-        run = self._forward(Fixed(), self.scn.seed, self.out, final=True)
+        run = self._forward(Fixed(), self.scn.seed, out=self.out)
         return self._finish(run, log_g, log_std)
 
     def _finish(self, run: Run, log_g: np.ndarray, log_std: np.ndarray | None) -> dict:
         ob, grid = self.observed, self.grid
-        phi = run.last_arrays["phi"]
+        phi = run.outputs.snapshots[-1].arrays["phi"]
         # the forward run wrote its own config and pictures into the folder: put the inversion's back
         export.atomic_write_text(self.out / "config.yaml", config.dump_scenario(self.scn))
         self._plot_observation()
@@ -436,7 +352,11 @@ class Inversion:
         if payload.get("hash") != config.scenario_hash(self.scn) or payload.get("image") != str(self.image.resolve()):
             raise InputError(f"--resume: checkpoint {str(path)!r} belongs to another scenario or image; resume "
                              f"with the scenario, --image and --set options it was started with")
-        self.state = InversionState(**payload["state"])
+        state = dict(payload["state"])
+        for key in ("best", "unknown"):  # numpy arrays were saved as tensors
+            state[key] = _arrays(state[key])
+        state["results"] = [_arrays(r) for r in state["results"]]
+        self.state = InversionState(**state)
         self.counter[0] = payload["counter"]
         self.log(f"resuming the inversion at seed {self.state.seed_index + 1}, outer iteration "
                  f"{self.state.iteration + 1}")
@@ -453,3 +373,17 @@ def prepare_output(out: Path, *, resume: bool, overwrite: bool) -> None:
     if out.exists() and any((out / f).exists() for f in (CHECKPOINT, "summary.json", "fields.pvd")) and not overwrite:
         raise InputError(f"output folder {str(out)!r} already holds a result; use --resume to continue it, "
                          f"--overwrite to start afresh, or --out for another folder")
+
+
+def _arrays(entry: dict | None) -> dict | None:
+    """A checkpointed dict with its CPU tensors of log G and grid values back as numpy arrays
+    (the network's weights, under 'net' or 'unknown', stay tensors)."""
+    if entry is None:
+        return None
+    out = dict(entry)
+    for key in ("log_G", "values"):
+        if key in out:
+            out[key] = np.asarray(out[key].cpu())
+    if isinstance(out.get("unknown"), dict):
+        out["unknown"] = _arrays(out["unknown"])
+    return out

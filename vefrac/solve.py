@@ -1,4 +1,6 @@
-"""The minimisation: networks for u and φ trained on sampled estimates of the energy.
+"""The PINN minimisation: the sampled energy, its trainer (Adam, L-BFGS, roll-back on blow-ups),
+evaluation on grids and the previous-φ cache. The networks are in pinn_model.py; the time
+treatments that drive the trainer (pinn_solvers.py) implement the solver protocol (solvers.py).
 
 Two time treatments share the same pieces:
 - load stepping: one minimisation per load step, warm-started from the previous step; the
@@ -16,7 +18,7 @@ import contextlib
 import copy
 import math
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -25,9 +27,9 @@ from torch import nn
 
 from . import config
 from .energy import Physics, crack_length_density, energy_densities
-from .fields import bilinear
-from .geometry import Domain, Grid
-from .nets import FourierMLP, incremental_phase_field, space_time_phase_field
+from .geometry import Grid
+from .pinn_model import FieldModel
+from .problem import Problem
 from .sampling import Sampler
 
 TERMS = ("elastic", "surface", "substrate")
@@ -37,36 +39,6 @@ MAX_BLOWUPS = 3
 
 class BlowUp(RuntimeError):
     """Training kept producing non-finite energies: the run gives up (exit code 1)."""
-
-
-@dataclass(frozen=True)
-class Problem:
-    """What is minimised: the physics, the domain, G(x) and the shrinkage history εs = rate·t."""
-
-    physics: Physics
-    domain: Domain
-    toughness: nn.Module
-    rate: float
-    t_end: float
-
-    @property
-    def eps_ref(self) -> float:
-        return self.rate * self.t_end
-
-    @property
-    def energy_scale(self) -> float:
-        """The uniform state's energy at t_end, 2K εs² · area: the loss is E / this."""
-        return 2 * (self.physics.lam + self.physics.mu) * self.eps_ref**2 * self.domain.area
-
-
-def fourier_scale(network: config.Network, problem: Problem) -> float:
-    """Fourier scale in units of 1/L: 0.1·L/s (≥ 2) resolves crack bands of width ~s.
-    (`network.fourier_scales`, when given, replaces it by one scale per group of features.)"""
-    if network.fourier_scale is not None:
-        return network.fourier_scale
-    if not problem.physics.fracture:
-        return 2.0
-    return max(2.0, 0.1 * problem.domain.length / problem.physics.s)
 
 
 def space_time_iterations(solver: config.Solver) -> int:
@@ -94,79 +66,6 @@ def measure_crack_length(problem: Problem, model: FieldModel, grid: Grid, t: flo
     return float((trapezoid_weights(grid) * f["inside"] * f["crack_density"]).sum())
 
 
-# ----------------------------------------------------------------------------- models
-
-
-class FieldModel(nn.Module):
-    """u(x, t) and φ(x, t) in physical units from non-dimensional networks.
-
-    fields(x (N, 2), t (N,)) -> u (N, 2), ∇u (N, 2, 2) [∂u_i/∂x_j], φ (N,) or None, ∇φ (N, 2) or None.
-    """
-
-    def __init__(self, problem: Problem, network: config.Network, generator: torch.Generator, *,
-                 space_time: bool, phi_bias: float):
-        super().__init__()
-        dom = problem.domain
-        self.register_buffer("center_t", torch.tensor(dom.center, dtype=torch.float64), persistent=False)
-        self.length = dom.length
-        self.eps_ref = problem.eps_ref
-        self.t_end = problem.t_end
-        self.space_time = space_time
-        self.fracture = problem.physics.fracture
-        periods = tuple(size / dom.length if p else None for size, p in zip(dom.size, dom.periodic))
-        scale = tuple(network.fourier_scales) if network.fourier_scales else fourier_scale(network, problem)
-        common = dict(features=network.fourier_features, scale=scale,
-                      hidden_layers=network.hidden_layers, width=network.width, periods=periods)
-        self.u_net = FourierMLP(out=2, generator=generator, extra=1 if space_time else 0, **common)
-        self.u_net.reset_output(0.0)  # start from u = 0: the uniform state, not a random strain
-        self.phi_net = None
-        if problem.physics.fracture:
-            out = network.time_knots if space_time else 1
-            self.phi_net = FourierMLP(out=out, generator=generator, **common)
-            self.phi_net.reset_output(phi_bias)
-            k = network.time_knots
-            self.register_buffer("knots", (torch.arange(k, dtype=torch.float64) + 0.5) / k)
-            self.knot_width = 0.5 / k
-        # load stepping: φ of the previous step on a grid, channels (φ, ∂φ/∂x, ∂φ/∂y)
-        self.cache_grid: Grid | None = None
-        self.register_buffer("cache", None)
-
-    def forward(self, x: torch.Tensor, t: torch.Tensor):
-        """Same as `fields`: lets DistributedDataParallel wrap the model."""
-        return self.fields(x, t)
-
-    def normalise(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.center_t) / self.length
-
-    def fields(self, x: torch.Tensor, t: torch.Tensor):
-        xh = self.normalise(x)
-        th = (t / self.t_end)[:, None]
-        if self.space_time:
-            v, gv = self.u_net(xh, th)
-            u, grad_u = v * th, gv * th[:, :, None]  # u = 0 at t = 0, grows with the load
-        else:
-            u, grad_u = self.u_net(xh)
-        u = u * (self.eps_ref * self.length)
-        grad_u = grad_u * self.eps_ref  # (U / L) ∂/∂x̂
-        if self.phi_net is None:
-            return u, grad_u, None, None
-        a, grad_a = self.phi_net(xh)
-        grad_a = grad_a / self.length
-        if self.space_time:
-            phi, grad_phi = space_time_phase_field(a, grad_a, th[:, 0], knots=self.knots.to(x.dtype),
-                                                   width=self.knot_width)
-        else:
-            prev = self.previous_phi(x)
-            phi, grad_phi = incremental_phase_field(prev[:, 0], prev[:, 1:], a[:, 0], grad_a[:, 0])
-        return u, grad_u, phi, grad_phi
-
-    def previous_phi(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 3): φ, ∂φ/∂x, ∂φ/∂y of the previous load step, interpolated from the cache."""
-        if self.cache is None:
-            return x.new_zeros((x.shape[0], 3))
-        return bilinear(self.cache, x, origin=self.cache_grid.origin, spacing=self.cache_grid.spacing)
-
-
 def energy_terms(problem: Problem, model, x: torch.Tensor, t: torch.Tensor) -> dict[str, torch.Tensor]:
     """Energy densities at (x, t): 'elastic', 'surface', 'substrate' (N,) and the fields.
 
@@ -183,12 +82,11 @@ def energy_terms(problem: Problem, model, x: torch.Tensor, t: torch.Tensor) -> d
 
 @dataclass
 class State:
-    """Where a run is: the step (load stepping) and the iteration inside it."""
+    """Where a minimisation is: the iteration inside the current step (or block), the optimiser
+    mid-step, and what the step's adaptive rule, the blow-up guard and the precision check know."""
 
-    step: int = 1
     iteration: int = 0
     optimizer: dict | None = None
-    history: list = field(default_factory=list)  # per-step records
     lr_scale: float = 1.0  # lowered after each blow-up
     blowups: list = field(default_factory=list)
     block: int = 0  # adaptive load steps: blocks of Adam iterations done in this step
@@ -226,15 +124,21 @@ def matmul_precision(kind: str, device_type: str):
         torch.set_float32_matmul_precision(previous)
 
 
+# An extra energy density added to the loss: (x (N, 2), energy_terms' dict) -> (N,), in the
+# energy's units (the inverse mode's misfit to a picture is one).
+ExtraTerm = Callable[[torch.Tensor, dict], torch.Tensor]
+
+
 class Trainer:
-    """Runs Adam (then optional L-BFGS) on the sampled energy, with callbacks for progress,
-    snapshots and checkpoints. All randomness comes from `generator`."""
+    """Runs Adam (then optional L-BFGS) on the sampled energy, plus any `extra_terms`, with
+    callbacks for progress, snapshots and checkpoints. All randomness comes from `generator`."""
 
     def __init__(self, problem: Problem, solver: config.Solver, *, generator: torch.Generator, dtype: torch.dtype,
                  model: FieldModel, progress: Callable[[int, dict], None] | None = None,
-                 log: Callable[[str], None] = lambda line: None):
+                 log: Callable[[str], None] = lambda line: None, extra_terms: Sequence[ExtraTerm] = ()):
         self.problem, self.solver, self.generator, self.dtype = problem, solver, generator, dtype
         self.model = model
+        self.extra_terms = tuple(extra_terms)
         # under torchrun: every rank draws its share of the points from its own stream, and
         # DistributedDataParallel averages the gradients (the mean of unbiased estimates)
         self.world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
@@ -254,10 +158,14 @@ class Trainer:
         self.last_terms: dict[str, float] = {}
 
     def loss(self, x: torch.Tensor, w: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Normalised energy and its three terms (3,) detached."""
+        """Normalised energy (with the extra terms) and its three energy terms (3,) detached.
+        x: (N, 2) points, w: (N,) their quadrature weights, t: (N,) times."""
         dens = energy_terms(self.problem, self.net, x, t)
         parts = torch.stack([(w * dens[k].to(w.dtype)).sum() for k in TERMS]) / self.problem.energy_scale
-        return parts.sum(), parts.detach()
+        loss = parts.sum()
+        for term in self.extra_terms:
+            loss = loss + (w * term(x, dens)).sum() / self.problem.energy_scale
+        return loss, parts.detach()
 
     def check_precision(self, *, t_value: float, points: int = 4096, seed: int = 0) -> dict:
         """`solver.precision` other than float32: the loss gradient on one batch of points (drawn

@@ -1,0 +1,196 @@
+"""The PINN's two time treatments as solvers of the protocol in solvers.py.
+
+- LoadStepping: one minimisation per load step, warm-started from the previous step; the φ of
+  each finished step is cached (commit) and bounds the next from below. With
+  solver.step_tolerance, a step gets more Adam blocks while its crack length still changes.
+- SpaceTime: networks of (x, t) minimising the time-integrated energy, all trained on the first
+  advance; every later time is only evaluated.
+
+Both check solver.precision once, at their first advance (a resumed run keeps the decision).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable
+
+import numpy as np
+import torch
+
+from . import config, solve
+from .checkpoint import grid_from_state, grid_state
+from .pinn_model import FieldModel
+from .problem import Problem
+from .solve import State, Trainer, evaluate, measure_crack_length, refresh_cache, space_time_iterations, step_times
+
+
+class PinnSolver:
+    """What both time treatments share: networks, trainer, random stream, precision, state."""
+
+    space_time = False
+
+    def __init__(self, scn: config.Scenario, problem: Problem, *, device: torch.device, rank: int = 0,
+                 progress: Callable[[int, dict], None] | None = None, log: Callable[[str], None] = print):
+        self.scn, self.settings, self.problem, self.device, self.rank, self.log = \
+            scn, scn.solver, problem, device, rank, log
+        self.dtype = torch.float32 if scn.solver.dtype == "float32" else torch.float64
+        self.counter = [0]
+        # under torchrun each rank samples its own stream
+        self.generator = torch.Generator(device=device).manual_seed(self._seed())
+        init = torch.Generator().manual_seed(scn.seed)  # same networks on every device
+        self.model = FieldModel(problem, scn.network, init, space_time=self.space_time,
+                                phi_bias=scn.solver.phi_bias).to(device, self.dtype)
+        self.trainer = Trainer(problem, scn.solver, generator=self.generator, dtype=self.dtype, model=self.model,
+                               progress=progress, log=log)
+        self.state = State()
+
+    def _seed(self, offset: int = 0) -> int:
+        return self.scn.seed + 1 + 1_000_003 * self.rank + offset
+
+    @property
+    def iterations(self) -> int:
+        return self.counter[0]
+
+    def fields(self, points: np.ndarray, t: float) -> dict[str, np.ndarray]:
+        return evaluate(self.problem, self.model, points, t, device=self.device, dtype=self.dtype)
+
+    def describe(self, record: dict) -> str:
+        return "  ".join(f"{key}={v:.4g}" for key, v in self.trainer.last_terms.items())
+
+    def report(self) -> dict:
+        return {"blowups": self.state.blowups, **({"precision": self.state.precision} if self.state.precision else {})}
+
+    def rewind(self) -> bool:
+        return self.trainer.rewind(self.state)
+
+    def _use_precision(self, t: float) -> None:
+        """solver.precision: checked against float32 once, at the first advance (a resumed run
+        keeps the decision, so it repeats the uninterrupted one)."""
+        if self.state.precision is None:
+            self.state.precision = p = self.trainer.check_precision(t_value=t, seed=self.scn.seed)
+            if p["requested"] != "float32":
+                verdict = "used" if p["used"] == p["requested"] else "refused, float32 used instead"
+                self.log(f"solver.precision {p['requested']}: gradient {p['gradient_error']:.2g} off float32's "
+                         f"(tolerance {solve.PRECISION_TOLERANCE:g}): {verdict}")
+        self.trainer.precision = self.state.precision["used"]
+
+    def _train(self, t_value: float | None, n_iter: int, checkpoint: Callable[[], None]) -> None:
+        """One block of Adam iterations (from state.iteration), then the L-BFGS polish."""
+        self.trainer.adam(t_value=t_value, n_iter=n_iter, state=self.state, checkpoint=lambda state: checkpoint(),
+                          counter=self.counter)
+        self.trainer.lbfgs(t_value=t_value, n_iter=self.settings.lbfgs_iterations)
+
+    def _losses(self) -> dict:
+        return {f"loss_{key}": v for key, v in self.trainer.last_terms.items()}
+
+    def state_dict(self) -> dict:
+        weights = dict(self.model.state_dict())
+        return {"model": weights, "cache_grid": grid_state(self.model.cache_grid),
+                "generator": self.generator.get_state(), "trainer": dict(vars(self.state)), "counter": self.counter[0]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.cache_grid = grid_from_state(state["cache_grid"])
+        weights = dict(state["model"])
+        cache = weights.pop("cache", None)  # its shape is set by the run, not by the model
+        self.model.load_state_dict(weights)
+        self.model.cache = cache
+        self.counter[0] = state["counter"]
+        self.generator.set_state(state["generator"].cpu())
+        if self.rank:  # the checkpoint holds rank 0's stream: other ranks start fresh ones
+            self.generator.manual_seed(self._seed(self.counter[0]))
+        self.state = State(**state["trainer"])
+
+
+class LoadStepping(PinnSolver):
+    """PINN load stepping: `advance(t)` minimises at load t from the previous step's networks."""
+
+    def __init__(self, scn: config.Scenario, problem: Problem, **kwargs):
+        super().__init__(scn, problem, **kwargs)
+        self._times = step_times(problem.t_end, scn.solver.load_steps, scn.output.snapshots)
+        self.adaptive = scn.solver.step_tolerance is not None and self.model.phi_net is not None
+        # adaptive load steps measure the crack length on a grid of two points per s
+        self.check_grid = problem.domain.grid(max(16, math.ceil(2 * problem.domain.length / problem.physics.s)))
+
+    def times(self) -> np.ndarray:
+        return self._times
+
+    def advance(self, t: float, *, checkpoint: Callable[[], None]) -> dict:
+        self._use_precision(float(self._times[1]))
+        s, st = self.settings, self.state
+        first = t == float(self._times[1])
+        if st.iteration == 0 and st.block == 0 and self.model.phi_net is not None:
+            self.model.phi_net.reset_output(s.phi_bias)
+        started = time.perf_counter()
+        change = settled = None
+        while True:  # one block of Adam iterations, then (adaptive) more while the cracks still move
+            n_iter = (s.first_step_iterations if first else s.iterations) if st.block == 0 \
+                else min(s.iterations, s.max_step_iterations - st.step_iterations)
+            self._train(t, n_iter, checkpoint)
+            st.step_iterations += n_iter
+            if not self.adaptive:
+                break
+            change, settled = self._measure_block(t)
+            if settled or st.step_iterations >= s.max_step_iterations:
+                break
+        record = {"t": t, "iterations": st.step_iterations,
+                  **({"blocks": st.block, "crack_length_change": change, "settled": settled} if self.adaptive else {}),
+                  "seconds": time.perf_counter() - started, **self._losses()}
+        st.block, st.step_iterations, st.crack_length, st.iteration = 0, 0, None, 0
+        return record
+
+    def _measure_block(self, t: float) -> tuple[float | None, bool]:
+        """Adaptive load steps: the crack length after the block just done, its change since the
+        previous block of the step (None after the first) and whether that change is within
+        step_tolerance × the domain's length (the step has settled)."""
+        st = self.state
+        length = measure_crack_length(self.problem, self.model, self.check_grid, t, device=self.device,
+                                      dtype=self.dtype)
+        before, st.crack_length = st.crack_length, length
+        st.block += 1
+        st.iteration = 0
+        if before is None:
+            return None, False
+        change = abs(length - before)
+        return change, change <= self.settings.step_tolerance * self.problem.domain.length
+
+    def describe(self, record: dict) -> str:
+        return (f"iterations={record['iterations']}  " if self.adaptive else "") + super().describe(record)
+
+    def commit(self, t: float) -> None:
+        """The step's φ becomes the next step's lower bound (after the snapshot: else the
+        increment would count twice)."""
+        refresh_cache(self.problem, self.model, t, points_per_length=self.settings.cache_points_per_length,
+                      device=self.device, dtype=self.dtype)
+
+
+class SpaceTime(PinnSolver):
+    """PINN space-time: the first advance trains the networks of (x, t) on the whole history."""
+
+    space_time = True
+
+    def __init__(self, scn: config.Scenario, problem: Problem, **kwargs):
+        super().__init__(scn, problem, **kwargs)
+        self.trained = False
+
+    def times(self) -> np.ndarray:
+        return np.linspace(0.0, self.problem.t_end, self.scn.output.snapshots)
+
+    def advance(self, t: float, *, checkpoint: Callable[[], None]) -> dict | None:
+        if self.trained:
+            return None
+        self._use_precision(self.problem.t_end)
+        total = space_time_iterations(self.settings)
+        self._train(None, total, checkpoint)
+        self.trained, self.state.iteration = True, 0
+        return {"iterations": total, **self._losses()}
+
+    def commit(self, t: float) -> None:
+        """Nothing to do: φ is non-decreasing in t by construction."""
+
+    def state_dict(self) -> dict:
+        return super().state_dict() | {"trained": self.trained}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.trained = state["trained"]
