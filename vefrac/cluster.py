@@ -56,7 +56,7 @@ def run_on_submitit(sweep: Sweep, executor: Any, *, cpus: int = 1, resume: bool 
     commands, envs = [], []
     for i in todo:
         run = sweep.runs[i]
-        threads = sweep_threads(sweep, run, jobs=1, cores=cpus)
+        threads = sweep_threads(run, jobs=1, cores=cpus)
         commands.append(run_command(sweep, run, resume=resume, device=device, threads=threads))
         envs.append({"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)})
         run.folder.mkdir(parents=True, exist_ok=True)

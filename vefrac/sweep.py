@@ -170,13 +170,27 @@ def plan_sweep(scenario: str | Path, grid: Mapping[str, Sequence[str]], *, overr
 
 
 def folder_name(values: Mapping[str, str]) -> str:
-    """'fracture.toughness.mean=0.001__solver.points=512': the key=value pairs, sanitised for
-    any file system; a long one is cut and keeps a hash of the whole."""
-    text = "__".join(f"{k}={v}" for k, v in values.items())
-    name = re.sub(r"[^A-Za-z0-9._=+-]+", "-", text).strip("-.") or "run"
+    """'fracture.toughness.mean=0.001__solver.points=512': the key=value pairs, numbers written
+    one way (1e-3 and 0.001 name one folder), sanitised for any file system; a long name is cut
+    and keeps a hash of the whole."""
+    text = "__".join(f"{k}={_canonical(v)}" for k, v in values.items())
+    name = "__".join(f"{_safe(k)}={_safe(_canonical(v))}" for k, v in values.items())
     if len(name) > 120:
         name = name[:111] + "-" + hashlib.sha256(text.encode()).hexdigest()[:8]
     return name
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._+-]+", "-", text).strip("-") or "-"
+
+
+def _canonical(text: str) -> str:
+    for kind in (int, float):
+        try:
+            return repr(kind(text))
+        except ValueError:
+            pass
+    return text.strip()
 
 
 # ----------------------------------------------------------------------------- the table
@@ -220,7 +234,7 @@ def run_command(sweep: Sweep, run: SweepRun, *, resume: bool, device: str, threa
     return command
 
 
-def sweep_threads(sweep: Sweep, run: SweepRun, *, jobs: int, cores: int | None = None) -> int:
+def sweep_threads(run: SweepRun, *, jobs: int, cores: int | None = None) -> int:
     """Threads per run: the cores (default: this machine's) shared by the jobs; a resumed run
     keeps the count it was started with (part of the fingerprint that --resume checks)."""
     started = run.folder / "config.yaml"
@@ -288,7 +302,7 @@ def run_local(sweep: Sweep, *, jobs: int = 1, resume: bool = False, device: str 
 
 
 def _start(sweep: Sweep, run: SweepRun, *, resume: bool, device: str, jobs: int):
-    threads = sweep_threads(sweep, run, jobs=jobs)
+    threads = sweep_threads(run, jobs=jobs)
     command = run_command(sweep, run, resume=resume, device=device, threads=threads)
     run.folder.mkdir(parents=True, exist_ok=True)
     logfile = open(run.folder / "vefrac.log", "a", encoding="utf-8")
