@@ -179,12 +179,15 @@ def test_a_run_in_memory_writes_nothing_and_restores_the_thread_count(tmp_path, 
     scn = vefrac.load_scenario(SQUARE, TINY)
     before = torch.get_num_threads()
     torch.set_num_threads(3)
+    counts, lines = [], []
     try:
-        result = vefrac.run(scn, device="cpu")
+        result = vefrac.run(scn, device="cpu", progress=lambda count, terms: counts.append(count), log=lines.append)
         assert torch.get_num_threads() == 3
     finally:
         torch.set_num_threads(before)
     assert result.folder is None
+    assert counts == sorted(counts) and counts[-1] == result.summary["iterations"] == 8
+    assert any(line.startswith("step 2/2") for line in lines)
     assert not list(tmp_path.glob("vefrac-*"))  # no run folder left behind (torch may cache its own files here)
     check_result(result, scn)
     assert "Result('square-mud': 3 snapshots" in repr(result)

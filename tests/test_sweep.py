@@ -1,6 +1,7 @@
 """vefrac sweep: the grid, its validation, a 2 × 2 sweep end to end, skipping and resuming, submitit."""
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -27,10 +28,18 @@ GRID = ["--grid", "fracture.toughness.mean=1e-4,1e-3", "--grid", "shrinkage.rate
 
 
 @pytest.fixture(autouse=True)
-def children_find_this_checkout(monkeypatch):
-    """The sweep's runs are `python -m vefrac` subprocesses: they must import this vefrac."""
-    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+def one_thread(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
+
+
+def test_runs_import_the_vefrac_the_sweep_runs_with_and_get_their_threads(monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", "/elsewhere")
+    env = sw.child_env(3)
+    assert env["PYTHONPATH"].split(os.pathsep) == [str(ROOT), "/elsewhere"]
+    assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "3"
+    run = sw.SweepRun({}, ROOT / "nowhere", ())
+    assert sw.sweep_threads(run, jobs=2, cores=8) == 4 and sw.sweep_threads(run, jobs=16, cores=8) == 1
+    assert sw.sweep_threads(run, jobs=2, threads=3) == 3
 
 
 # ----------------------------------------------------------------------------- the grid

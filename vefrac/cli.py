@@ -66,7 +66,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="override a key in every run (repeatable)")
     sw.add_argument("--out", help="sweep folder: one subfolder per run and sweep.csv (default: outputs/<name>-sweep)")
     sw.add_argument("--jobs", type=int, default=1, help="runs at a time on this machine; each gets cores/jobs threads")
-    sw.add_argument("--resume", action="store_true", help="continue interrupted runs (finished ones are always skipped)")
+    sw.add_argument("--resume", action="store_true",
+                    help="continue interrupted runs (finished ones are always skipped)")
     sw.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     sw.add_argument("--executor", choices=["local", "slurm"], default="local",
                     help="local: subprocesses here; slurm: one job array through submitit (vefrac[cluster])")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .errors import InputError
-from .sweep import Sweep, execute_command, pending, run_command, sweep_threads, write_table
+from .sweep import Sweep, child_env, execute_command, pending, run_command, sweep_threads, write_table
 
 
 def import_submitit():
@@ -58,7 +58,7 @@ def run_on_submitit(sweep: Sweep, executor: Any, *, cpus: int = 1, resume: bool 
         run = sweep.runs[i]
         threads = sweep_threads(run, jobs=1, cores=cpus)
         commands.append(run_command(sweep, run, resume=resume, device=device, threads=threads))
-        envs.append({"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)})
+        envs.append(child_env(threads))
         run.folder.mkdir(parents=True, exist_ok=True)
     jobs = executor.map_array(execute_command, commands, envs)
     for i, job in zip(todo, jobs):

@@ -151,22 +151,42 @@ def plan_sweep(scenario: str | Path, grid: Mapping[str, Sequence[str]], *, overr
     and give each its folder under `out` (default outputs/<name>-sweep)."""
     if not grid:
         raise InputError("sweep: the grid is empty; give at least one --grid KEY.PATH=V1,V2,...")
+    keys = list(grid)
+    cases = [Case(values=dict(zip(keys, combo)), overrides=tuple(f"{k}={v}" for k, v in zip(keys, combo)))
+             for combo in itertools.product(*(grid[k] for k in keys))]
+    return plan_cases(scenario, cases, overrides=overrides, out=out, label="--grid ")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One run of a sweep that is not a plain grid (a study's variants): the values that label
+    it in the table, the overrides that make it, and optionally its folder's name."""
+
+    values: dict[str, str]
+    overrides: tuple[str, ...]
+    folder: str | None = None  # default: folder_name(values)
+
+
+def plan_cases(scenario: str | Path, cases: Sequence[Case], *, overrides: Sequence[str] = (),
+               out: str | Path | None = None, label: str = "") -> Sweep:
+    """A sweep of explicit cases: each validated (InputError naming label and the case's
+    overrides otherwise), each given its folder under `out`."""
     base = config.load_scenario(scenario, list(overrides))
     out = Path(out) if out else Path("outputs") / f"{base.name}-sweep"
-    keys = list(grid)
     runs, names = [], set()
-    for combo in itertools.product(*(grid[k] for k in keys)):
-        items = tuple(f"{k}={v}" for k, v in zip(keys, combo))
+    for case in cases:
         try:
-            config.load_scenario(scenario, [*overrides, *items])
+            config.load_scenario(scenario, [*overrides, *case.overrides])
         except InputError as exc:
-            raise InputError(f"sweep: --grid {' '.join(items)}: {exc}") from None
-        name = folder_name(dict(zip(keys, combo)))
+            raise InputError(f"sweep: {label}{' '.join(case.overrides)}: {exc}") from None
+        name = case.folder or folder_name(case.values)
         if name in names:  # two values that read alike once sanitised
-            name += "-" + hashlib.sha256("\n".join(items).encode()).hexdigest()[:8]
+            name += "-" + hashlib.sha256("\n".join(case.overrides).encode()).hexdigest()[:8]
         names.add(name)
-        runs.append(SweepRun(values=dict(zip(keys, combo)), folder=out / name, overrides=(*overrides, *items)))
-    return Sweep(scenario=Path(scenario), grid={k: list(v) for k, v in grid.items()}, out=out, runs=runs)
+        runs.append(SweepRun(values=dict(case.values), folder=out / name, overrides=(*overrides, *case.overrides)))
+    columns = list(dict.fromkeys(k for case in cases for k in case.values))
+    grid = {k: list(dict.fromkeys(c.values[k] for c in cases if k in c.values)) for k in columns}
+    return Sweep(scenario=Path(scenario), grid=grid, out=out, runs=runs)
 
 
 def folder_name(values: Mapping[str, str]) -> str:
@@ -234,16 +254,17 @@ def run_command(sweep: Sweep, run: SweepRun, *, resume: bool, device: str, threa
     return command
 
 
-def sweep_threads(run: SweepRun, *, jobs: int, cores: int | None = None) -> int:
-    """Threads per run: the cores (default: this machine's) shared by the jobs; a resumed run
-    keeps the count it was started with (part of the fingerprint that --resume checks)."""
+def sweep_threads(run: SweepRun, *, jobs: int, cores: int | None = None, threads: int | None = None) -> int:
+    """Threads per run: `threads` if given, else the cores (default: this machine's) shared by
+    the jobs; a resumed run keeps the count it was started with (part of the fingerprint that
+    --resume checks)."""
     started = run.folder / "config.yaml"
     if run.state() == "interrupted" and started.is_file():
         try:
             return int(yaml.safe_load(started.read_text())["solver"]["threads"])
         except (OSError, ValueError, KeyError, TypeError, yaml.YAMLError):
             pass
-    return max(1, (cores or _cores()) // jobs)
+    return threads or max(1, (cores or _cores()) // jobs)
 
 
 def _cores() -> int:
@@ -263,10 +284,11 @@ def pending(sweep: Sweep, *, resume: bool) -> list[int]:
     return [i for i, s in enumerate(states) if s != "done"]
 
 
-def run_local(sweep: Sweep, *, jobs: int = 1, resume: bool = False, device: str = "cpu",
-              log: Callable[[str], None] = print) -> list[str]:
-    """Run the sweep on this machine, `jobs` subprocesses at a time. Returns each run's status:
-    'skipped' (finished before), 'done', 'failed (exit N)' or 'interrupted'."""
+def run_local(sweep: Sweep, *, jobs: int = 1, resume: bool = False, device: str = "auto",
+              threads: int | None = None, log: Callable[[str], None] = print) -> list[str]:
+    """Run the sweep on this machine, `jobs` subprocesses at a time, each with `threads`
+    threads (default: the cores shared by the jobs). Returns each run's status: 'skipped'
+    (finished before), 'done', 'failed (exit N)' or 'interrupted'."""
     todo = pending(sweep, resume=resume)
     statuses = ["skipped" if i not in todo else "pending" for i in range(len(sweep.runs))]
     write_table(sweep, statuses)
@@ -278,7 +300,7 @@ def run_local(sweep: Sweep, *, jobs: int = 1, resume: bool = False, device: str 
         while queue or running:
             while queue and len(running) < jobs:
                 i = queue.pop(0)
-                running[i] = _start(sweep, sweep.runs[i], resume=resume, device=device, jobs=jobs)
+                running[i] = _start(sweep, sweep.runs[i], resume=resume, device=device, jobs=jobs, threads=threads)
                 statuses[i] = "running"
                 write_table(sweep, statuses)
             time.sleep(0.1)
@@ -301,14 +323,23 @@ def run_local(sweep: Sweep, *, jobs: int = 1, resume: bool = False, device: str 
     return statuses
 
 
-def _start(sweep: Sweep, run: SweepRun, *, resume: bool, device: str, jobs: int):
-    threads = sweep_threads(run, jobs=jobs)
+def _start(sweep: Sweep, run: SweepRun, *, resume: bool, device: str, jobs: int, threads: int | None):
+    threads = sweep_threads(run, jobs=jobs, threads=threads)
     command = run_command(sweep, run, resume=resume, device=device, threads=threads)
     run.folder.mkdir(parents=True, exist_ok=True)
     logfile = open(run.folder / "vefrac.log", "a", encoding="utf-8")
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    env = {**os.environ, **child_env(threads)}
     proc = subprocess.Popen(command, stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
     return proc, logfile, time.monotonic()
+
+
+def child_env(threads: int) -> dict[str, str]:
+    """The environment a run adds: its thread count, and this vefrac first on the path, so that
+    the runs execute the code the sweep was started with (a checkout, not another install)."""
+    here = str(Path(__file__).resolve().parents[1])
+    path = os.environ.get("PYTHONPATH", "")
+    return {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+            "PYTHONPATH": here + (os.pathsep + path if path else "")}
 
 
 def execute_command(command: Sequence[str], env: Mapping[str, str]) -> int:
@@ -316,9 +347,9 @@ def execute_command(command: Sequence[str], env: Mapping[str, str]) -> int:
     return subprocess.run(list(command), env={**os.environ, **env}, stdin=subprocess.DEVNULL).returncode
 
 
-def run_sweep(scenario: str | Path, grid: Mapping[str, Sequence[Any]], *, overrides: Mapping[str, Any] | Sequence[str] = (),
-          out: str | Path | None = None, jobs: int = 1, resume: bool = False, device: str = "cpu",
-          log: Callable[[str], None] | None = None) -> list[dict]:
+def run_sweep(scenario: str | Path, grid: Mapping[str, Sequence[Any]], *,
+              overrides: Mapping[str, Any] | Sequence[str] = (), out: str | Path | None = None, jobs: int = 1,
+              resume: bool = False, device: str = "auto", log: Callable[[str], None] | None = None) -> list[dict]:
     """Run every combination of `grid` ({KEY.PATH: [values]}) on this machine, `jobs` at a time.
 
     Returns sweep.csv's rows (one dict per combination: the grid's values as given in the
