@@ -203,3 +203,10 @@ def test_a_sweep_through_submitit_runs_its_job_array(tmp_path):
     rows = read_csv(plan.table)
     assert [r["status"] for r in rows] == ["done", "done"] and rows[1]["crack_length"] > rows[0]["crack_length"]
     assert run_on_submitit(plan, executor, cpus=1, device="cpu", log=lambda line: None) == ["skipped"] * 2
+
+
+def test_the_slurm_executor_off_a_cluster_exits_2_before_writing_anything(tmp_path, capsys):
+    pytest.importorskip("submitit")
+    out = tmp_path / "s"
+    assert main(["sweep", SQUARE, "--grid", "seed=1,2", "--out", str(out), "--executor", "slurm"]) == 2
+    assert "srun" in capsys.readouterr().err and not out.exists()
