@@ -29,26 +29,27 @@ The reference is a FEM run of the same scenario (`solver.backend=fem`, its defau
 give an existing run's folder with --reference, or the script runs it into OUT/fem (once: an
 existing OUT/fem/summary.json is reused).
 
-Runs go to OUT/<variant>-x<budget>/, --jobs at a time (each with --threads threads; jobs share
-the machine, so compare within one invocation). A run whose summary.json exists is not run
-again, so an interrupted study resumes where it stopped, and runs finished by earlier
-invocations into the same OUT join the table (so a few variants can have more budgets). Writes OUT/accuracy_per_second.json
-and OUT/accuracy_per_second.png, and prints a table.
+The runs are one sweep (vefrac.sweep, as `vefrac sweep` runs them): OUT/<variant>-x<budget>/
+and OUT/fem/, --jobs at a time (each with --threads threads; jobs share the machine, so compare
+within one invocation), OUT/sweep.csv their statistics. A run whose summary.json exists is not
+run again and an interrupted one continues from its checkpoint, so an interrupted study resumes
+where it stopped, and runs finished by earlier invocations into the same OUT join the table (so
+a few variants can have more budgets). Writes OUT/accuracy_per_second.json and
+OUT/accuracy_per_second.png, and prints a table.
 """
 
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import json
 import platform
-import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from vefrac import sweep  # noqa: E402
 from vefrac.config import load_scenario  # noqa: E402
 from vefrac.problem import Problem, build_problem  # noqa: E402
 from vefrac.pinn_model import fourier_scale  # noqa: E402
@@ -101,18 +102,17 @@ def relative_errors(run: dict, reference: dict) -> dict[str, float]:
             for k in STATISTICS}
 
 
-def run_scenario(scenario: Path, out: Path, sets: list[str]) -> dict:
-    """`vefrac run` into out (skipped when it finished before); its summary.json."""
-    summary = out / "summary.json"
-    if not summary.exists():
-        args = [sys.executable, "-m", "vefrac", "run", str(scenario), "--out", str(out), "--quiet",
-                *[a for kv in sets for a in ("--set", kv)]]
-        if out.exists():
-            args.append("--resume" if (out / "checkpoint.pt").exists() else "--overwrite")
-        proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise RuntimeError(f"{out}: vefrac run failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
-    return json.loads(summary.read_text())
+def run_cases(scenario: Path, out: Path, cases: list[sweep.Case], *, jobs: int, threads: int) -> list[dict]:
+    """The cases as one sweep into out (finished runs skipped, interrupted ones resumed); their
+    summaries, in order. RuntimeError naming the run if one fails."""
+    plan = sweep.plan_cases(scenario, cases, out=out)
+    statuses = sweep.run_local(plan, jobs=jobs, resume=True, threads=threads, log=lambda line: None)
+    for run, status in zip(plan.runs, statuses):
+        if status not in ("done", "skipped"):
+            log = run.folder / "vefrac.log"
+            tail = log.read_text()[-2000:] if log.is_file() else ""
+            raise RuntimeError(f"{run.folder}: vefrac run {status}:\n{tail}")
+    return [json.loads((run.folder / "summary.json").read_text()) for run in plan.runs]
 
 
 def plot(rows: list[dict], reference: dict, path: Path) -> None:
@@ -174,27 +174,29 @@ def main(argv: list[str] | None = None) -> dict:
     plan += sorted({(d.name.rsplit("-x", 1)[0], float(d.name.rsplit("-x", 1)[1])) for d in args.out.glob("*-x*")
                     if (d / "summary.json").exists() and d.name.rsplit("-x", 1)[0] in VARIANTS} - set(plan))
 
-    def one(job: tuple[str, float]) -> dict:
-        variant, budget = job
-        sets = common + variant_overrides(variant, scale=scale) + budget_overrides(
+    def sets_of(variant: str, budget: float) -> list[str]:
+        return common + variant_overrides(variant, scale=scale) + budget_overrides(
             budget, iterations=scn.solver.iterations, first_step_iterations=scn.solver.first_step_iterations,
             variant=variant)
-        summary = run_scenario(args.scenario, args.out / f"{variant}-x{budget:g}", sets)
+
+    cases = [sweep.Case(values={"variant": v, "budget": f"{b:g}"}, overrides=tuple(sets_of(v, b)),
+                        folder=f"{v}-x{b:g}") for v, b in plan]
+    if not args.reference:  # the reference runs alongside the first PINN runs, under the same conditions
+        cases.insert(0, sweep.Case(values={"variant": "fem", "budget": ""},
+                                   overrides=tuple(common + ["solver.backend=fem"]), folder="fem"))
+    summaries = run_cases(args.scenario, args.out, cases, jobs=max(1, args.jobs), threads=args.threads)
+    if args.reference:
+        reference = json.loads((args.reference / "summary.json").read_text())
+    else:
+        reference, summaries = summaries[0], summaries[1:]
+    rows = []
+    for (variant, budget), summary in zip(plan, summaries):
         print(f"{variant:11} ×{budget:<4g} {summary['wall_time_s']:7.0f} s  {summary['final']['fragments']:3d} "
               f"fragments", flush=True)
-        return {"variant": variant, "budget": budget, "sets": sets, "wall_s": summary["wall_time_s"],
-                "iterations": summary["iterations"], "fragments": summary["final"]["fragments"],
-                **{k: summary["final"][k] for k in STATISTICS}, "summary": summary}
-
-    # the reference runs alongside the first PINN runs, under the same conditions
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        if args.reference:
-            reference = json.loads((args.reference / "summary.json").read_text())
-        else:
-            fem = pool.submit(run_scenario, args.scenario, args.out / "fem", common + ["solver.backend=fem"])
-        rows = list(pool.map(one, plan))
-        if not args.reference:
-            reference = fem.result()
+        rows.append({"variant": variant, "budget": budget, "sets": sets_of(variant, budget),
+                     "wall_s": summary["wall_time_s"], "iterations": summary["iterations"],
+                     "fragments": summary["final"]["fragments"], **{k: summary["final"][k] for k in STATISTICS},
+                     "summary": summary})
     if reference.get("backend") != "fem":
         sys.exit(f"{args.reference}: not a FEM run (backend {reference.get('backend')!r})")
     print(f"\n{'variant':11} {'budget':>6} {'wall s':>7} {'fragments':>9} " + " ".join(f"{k:>20}" for k in STATISTICS))

@@ -4,6 +4,7 @@
     vefrac invert SCENARIO.yaml --image CRACKS.png [--out DIR] [--set ...] [--device ...] [--resume]
     vefrac check SCENARIO.yaml [--set ...]
     vefrac compare RUN_A RUN_B [--picture FILE.png]
+    vefrac sweep SCENARIO.yaml --grid KEY.PATH=V1,V2,... [--grid ...] [--set ...] [--out DIR] [--jobs N] [--resume]
 
 Exit codes: 0 success; 2 bad input (one message naming the key or file); 1 a failure while running.
 """
@@ -55,6 +56,29 @@ def _parser() -> argparse.ArgumentParser:
     cmp.add_argument("run_a", help="output folder of the first run (the reference, say)")
     cmp.add_argument("run_b", help="output folder of the second run")
     cmp.add_argument("--picture", default="compare.png", help="side-by-side PNG to write (default: compare.png)")
+    sw = sub.add_parser("sweep", help="run every combination of a grid of scenario keys, one folder each, "
+                        "and tabulate their statistics in sweep.csv")
+    sw.add_argument("scenario", nargs="?", help="scenario file (YAML); optional with --file")
+    sw.add_argument("--grid", action="append", default=[], metavar="KEY.PATH=V1,V2,...",
+                    help="a key and its values, e.g. --grid material.lame_mu=1,2 (repeatable: all combinations)")
+    sw.add_argument("--file", help="sweep file: scenario, grid {KEY: [values]}, set, out (see docs/sweeps.md)")
+    sw.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+                    help="override a key in every run (repeatable)")
+    sw.add_argument("--out", help="sweep folder: one subfolder per run and sweep.csv (default: outputs/<name>-sweep)")
+    sw.add_argument("--jobs", type=int, default=1, help="runs at a time on this machine; each gets cores/jobs threads")
+    sw.add_argument("--resume", action="store_true",
+                    help="continue interrupted runs (finished ones are always skipped)")
+    sw.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    sw.add_argument("--executor", choices=["local", "slurm"], default="local",
+                    help="local: subprocesses here; slurm: one job array through submitit (vefrac[cluster])")
+    sw.add_argument("--partition", help="slurm: partition")
+    sw.add_argument("--account", help="slurm: account")
+    sw.add_argument("--time", type=int, default=60, metavar="MINUTES", help="slurm: time limit per run (default 60)")
+    sw.add_argument("--cpus", type=int, default=4, help="slurm: cores per run (default 4)")
+    sw.add_argument("--gpus", type=int, default=0, help="slurm: GPUs per run (default 0)")
+    sw.add_argument("--parallel", type=int, default=64, help="slurm: runs of the array at a time (default 64)")
+    sw.add_argument("--no-wait", action="store_true", help="slurm: submit and return; run the sweep again "
+                    "later to skip what finished and tabulate it")
     return p
 
 
@@ -70,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
             print(compare(args.run_a, args.run_b, picture=args.picture))
             print(f"picture: {args.picture}")
             return 0
+        if args.command == "sweep":
+            return _sweep(args)
         from .config import dump_scenario, load_scenario
 
         scn = load_scenario(args.scenario, args.overrides)
@@ -104,6 +130,44 @@ def _run(args, scn) -> int:
           f"(skeleton), {summary['wall_time_s']:.0f} s on {summary['device']}\n"
           f"open {out / 'fields.pvd'} in ParaView; picture: {out / 'cracks.png'}")
     return 0
+
+
+def _sweep(args) -> int:
+    from .sweep import parse_grid, plan_sweep, read_sweep_file, run_local
+
+    scenario, grid, overrides, out = args.scenario, parse_grid(args.grid), list(args.overrides), args.out
+    if args.file:
+        spec = read_sweep_file(args.file)
+        scenario = scenario or spec["scenario"]
+        for key, values in spec["grid"].items():
+            if key in grid:
+                raise InputError(f"--grid {key}: also in the sweep file {args.file!r}; give it in one place")
+            grid[key] = values
+        overrides, out = spec["overrides"] + overrides, out or spec["out"]
+    if not scenario:
+        raise InputError("sweep: no scenario; give SCENARIO.yaml or a sweep file with scenario: FILE")
+    if args.jobs < 1:
+        raise InputError(f"--jobs {args.jobs}: must be at least 1")
+    plan = plan_sweep(scenario, grid, overrides=overrides, out=out)
+    log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    try:
+        if args.executor == "slurm":
+            from .cluster import make_executor, run_on_submitit
+
+            executor = make_executor(plan.out / ".submitit", partition=args.partition, time_min=args.time,
+                                     cpus=args.cpus, gpus=args.gpus, array_parallelism=args.parallel,
+                                     account=args.account)
+            statuses = run_on_submitit(plan, executor, cpus=args.cpus, resume=args.resume, device=args.device,
+                                       wait=not args.no_wait, log=log)
+        else:
+            statuses = run_local(plan, jobs=args.jobs, resume=args.resume, device=args.device, log=log)
+    except KeyboardInterrupt:
+        print(f"vefrac: sweep interrupted; continue with the same command and --resume", file=sys.stderr)
+        return 130
+    kinds = [s.split(" (")[0] for s in statuses]
+    print(f"{len(plan.runs)} runs: " + ", ".join(f"{kinds.count(k)} {k}" for k in dict.fromkeys(kinds))
+          + f"; table: {plan.table}")
+    return 1 if "failed" in kinds else 0
 
 
 def _invert(args, scn) -> int:
