@@ -170,8 +170,8 @@ def test_one_scale_in_a_list_is_the_single_scale_network():
 def test_multi_scale_features_stay_periodic():
     # (their forward derivatives against autograd: tests/test_nets.py, parametrised over scales)
     n = net((1.0, 8.0, 20.0), features=30, periods=(0.5, None), extra=1)
-    x = torch.rand(40, 2, dtype=torch.float64)
-    t = torch.rand(40, 1, dtype=torch.float64)
+    x = torch.rand(40, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    t = torch.rand(40, 1, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     value, _ = n(x, t)
     shifted, _ = n(x + torch.tensor([0.5, 0.0], dtype=torch.float64), t)
     assert torch.allclose(value, shifted, atol=1e-9)
