@@ -5,6 +5,7 @@ The twin experiment (recovering a known G from its rendered cracks) is tests/tes
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,10 +14,13 @@ import torch
 from PIL import Image
 from scipy import optimize
 
-from tests.readback import assert_run_outputs
+from readback import assert_run_outputs
 from vefrac import cli, inverse
 from vefrac.energy import Physics, crack_length_density, energy_densities
 from vefrac.geometry import Grid
+
+ROOT = Path(__file__).resolve().parents[1]
+SQUARE = str(ROOT / "scenarios" / "square-mud.yaml")
 
 SMALL = ["solver.points=256", "solver.load_steps=2", "solver.iterations=4", "solver.first_step_iterations=6",
          "output.resolution=40", "output.snapshots=3", "invert.outer_iterations=2",
@@ -113,7 +117,7 @@ def test_gap_step_mean_pull_restores_the_prior_mean():
 def test_invert_writes_every_output(tmp_path):
     image = _crack_picture(tmp_path / "cracks.png")
     out = tmp_path / "inv"
-    code = cli.main(["invert", "scenarios/square-mud.yaml", "--image", str(image), "--out", str(out), "--quiet",
+    code = cli.main(["invert", SQUARE, "--image", str(image), "--out", str(out), "--quiet",
                      *_sets(SMALL + ["invert.seeds=2"])])
     assert code == 0
     summary = assert_run_outputs(out, t_end=0.1, snapshots=3)  # the forward run with the inferred G
@@ -143,7 +147,7 @@ def test_invert_writes_every_output(tmp_path):
 def test_invert_resumes_after_an_interruption(tmp_path, monkeypatch):
     image = _crack_picture(tmp_path / "cracks.png")
     out = tmp_path / "inv"
-    args = ["invert", "scenarios/square-mud.yaml", "--image", str(image), "--out", str(out), "--quiet", *_sets(SMALL)]
+    args = ["invert", SQUARE, "--image", str(image), "--out", str(out), "--quiet", *_sets(SMALL)]
     calls = {"n": 0}
     original = inverse.Inversion._forward
 
@@ -181,7 +185,7 @@ def test_invert_bad_images_exit_2_and_leave_no_folder(tmp_path, capsys, case, ex
         grey[:, 200:203] = 20
         Image.fromarray(grey).save(path)
     out = tmp_path / "inv"
-    code = cli.main(["invert", "scenarios/square-mud.yaml", "--image", str(path), "--out", str(out), "--quiet"])
+    code = cli.main(["invert", SQUARE, "--image", str(path), "--out", str(out), "--quiet"])
     err = capsys.readouterr().err
     assert code == 2
     assert expected in err.lower() or expected in err
@@ -191,7 +195,7 @@ def test_invert_bad_images_exit_2_and_leave_no_folder(tmp_path, capsys, case, ex
 
 def test_invert_refuses_the_fem_backend(tmp_path, capsys):
     image = _crack_picture(tmp_path / "cracks.png")
-    code = cli.main(["invert", "scenarios/square-mud.yaml", "--image", str(image), "--out", str(tmp_path / "o"),
+    code = cli.main(["invert", SQUARE, "--image", str(image), "--out", str(tmp_path / "o"),
                      "--set", "solver.backend=fem"])
     assert code == 2 and "solver.backend" in capsys.readouterr().err
 
@@ -202,7 +206,7 @@ def test_log_toughness_follows_a_smooth_target(kind):
     from vefrac import config
     from vefrac.geometry import build_domain
 
-    scn = config.load_scenario("scenarios/square-mud.yaml", [f"invert.unknown={kind}"])
+    scn = config.load_scenario(SQUARE, [f"invert.unknown={kind}"])
     domain = build_domain(scn.domain)
     grid = domain.grid(32)
     unknown = inverse.LogToughness(scn.invert, grid=grid, domain=domain, g0=math.log(1e-3), s=0.02, seed=0)

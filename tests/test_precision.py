@@ -1,18 +1,22 @@
 """solver.precision: reduced-precision matmuls only where the gradient passes a check against float32."""
 
 import json
+from pathlib import Path
 
 import torch
 
 import vefrac.solve as solve
 from vefrac.cli import main
 
+ROOT = Path(__file__).resolve().parents[1]
+SQUARE = str(ROOT / "scenarios" / "square-mud.yaml")
+
 TINY = ["solver.points=512", "solver.load_steps=2", "solver.iterations=20", "solver.first_step_iterations=20",
         "output.resolution=40", "output.snapshots=3", "solver.threads=1"]
 
 
 def run(out, *sets):
-    args = ["run", "scenarios/square-mud.yaml", "--out", str(out), "--quiet"]
+    args = ["run", SQUARE, "--out", str(out), "--quiet"]
     assert main(args + [a for kv in TINY + list(sets) for a in ("--set", kv)]) == 0
     return json.loads((out / "summary.json").read_text())
 
