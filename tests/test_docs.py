@@ -4,12 +4,13 @@ from pathlib import Path
 
 from vefrac import config
 
-README = Path("README.md").read_text()
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
 
 
 def test_every_scenario_key_is_in_the_readme_table():
     table = README.split("## Scenario keys", 1)[1]
-    paths = config._schema_paths()
+    paths = config.schema_paths()
     leaves = [p for p in paths if not any(q.startswith(p + ".") for q in paths)]
     missing = [p for p in leaves if p not in ("name", "seed") and f"`{p}`" not in table]
     assert not missing, f"undocumented keys: {missing}"
@@ -20,4 +21,4 @@ def test_quick_start_is_two_lines_and_ci_runs_the_second():
     lines = [line for line in block.splitlines()[1:] if line.strip()]
     assert len(lines) == 2
     assert "vefrac run scenarios/square-mud.yaml" in lines[0]
-    assert lines[1] in Path(".ci/run").read_text()
+    assert lines[1] in (ROOT / ".ci" / "run").read_text()
