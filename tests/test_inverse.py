@@ -15,7 +15,7 @@ from PIL import Image
 from scipy import optimize
 
 from readback import assert_run_outputs
-from vefrac import cli, inverse
+from vefrac import analysis, cli, inverse
 from vefrac.energy import Physics, crack_length_density, energy_densities
 from vefrac.geometry import Grid
 
@@ -128,11 +128,28 @@ def test_invert_writes_every_output(tmp_path):
     inv = summary["inversion"]
     for key in ("final_misfit", "overlap", "precision", "recall", "mean_G", "std_log_G", "mean_log_G_std"):
         assert np.isfinite(inv[key]), key
-    assert 0 <= inv["overlap"] <= 1 and inv["cracks"] == "dark" and inv["seeds"] == 2
+    assert inv["cracks"] == "dark" and inv["seeds"] == 2
     assert [r["seed"] for r in inv["per_seed"]] == [0, 1] and all(1 <= r["best_iteration"] <= 2 for r in inv["per_seed"])
-    data = pv.read(str(out / "inferred.vti")).point_data
+    vti = pv.read(str(out / "inferred.vti"))
+    data = vti.point_data
     for array in ("G", "log_G", "log_G_std", "phi_observed", "observed_skeleton", "material", "phi_model"):
         assert array in data.keys(), array
+    # the picture read the right way up: the vertical crack at x = 0, the T's arm on the left at the
+    # height of pixel rows 40-42 of 120 from the top, y = 0.5 - 41.5/120
+    nx, ny, _ = vti.dimensions
+    x, y = (np.asarray(vti.points)[:, k].reshape(ny, nx) for k in (0, 1))
+    seen = np.asarray(data["observed_skeleton"]).reshape(ny, nx).astype(bool)
+    near = 1.5 * vti.spacing[0]
+    stem, arm = (np.abs(x) < near), (np.abs(y - (0.5 - 41.5 / 120)) < near) & (x < 0)
+    assert (stem | arm)[seen].mean() > 0.95  # the skeleton lies on the drawn cracks ...
+    assert (seen & stem).any(axis=1).mean() > 0.8 and (seen & arm).any(axis=0)[x[0] < -0.1].mean() > 0.8  # ... along them
+    # the scores are those of the forward run's cracks (phi_model) against the observed ones
+    material = np.asarray(data["material"]).reshape(ny, nx).astype(bool)
+    model = analysis.crack_skeleton(np.asarray(data["phi_model"]).reshape(ny, nx), mask=material)
+    score = analysis.crack_overlap(model, seen, spacing=vti.spacing[:2], tolerance=inv["overlap_tolerance"],
+                                   mask=material)
+    for key in ("overlap", "precision", "recall"):
+        assert inv[key] == pytest.approx(score["iou" if key == "overlap" else key], abs=1e-12), key
     assert np.all(np.asarray(data["G"]) > 0)
     assert np.allclose(np.log(data["G"]), data["log_G"])
     rows = (out / "inversion.csv").read_text().strip().splitlines()

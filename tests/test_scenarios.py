@@ -11,7 +11,7 @@ import pytest
 import pyvista as pv
 import torch
 import yaml
-from readback import assert_run_outputs
+from readback import assert_picture, assert_run_outputs
 
 from vefrac.cli import main
 from vefrac.config import load_scenario, validate_scenario
@@ -128,6 +128,7 @@ def test_compare_prints_both_runs_and_writes_the_picture(tmp_path, capsys):
     out = capsys.readouterr().out
     for stat in ("crack_length", "skeleton_length", "fragments", "mean_fragment_area", "first_crack_t", "wall_time_s"):
         assert stat in out
-    assert picture.stat().st_size > 1000
+    pixels = assert_picture(picture)
+    assert pixels.shape[1] > 1.5 * pixels.shape[0]  # two panels side by side
     assert main(["compare", str(tmp_path / "a"), str(tmp_path / "missing")]) == 2
     assert "missing" in capsys.readouterr().err
