@@ -1,8 +1,10 @@
 """solver.precision: reduced-precision matmuls only where the gradient passes a check against float32."""
 
+import csv
 import json
 from pathlib import Path
 
+import pytest
 import torch
 
 import vefrac.solve as solve
@@ -38,7 +40,13 @@ def test_a_precision_that_passes_the_check_is_really_used(tmp_path, monkeypatch)
     reference = run(tmp_path / "fp32")
     assert reference["precision"] == {"requested": "float32", "used": "float32"}
     assert summary["final"] != reference["final"]  # the matmuls did change
-    assert all(abs(s["loss_elastic"]) < 1e3 for s in summary["steps"])  # and it still trains
+    # and it still trains: the energies on the export grid stay within 1 % of the float32 run's
+    # (measured: 0.2 % and 0.05 %), and at t_end below 0.99 × the uniform state's 2K εs² · area
+    # (measured: 0.969 ×; no training leaves it at 1)
+    rows, ref_rows = (list(csv.DictReader(open(tmp_path / name / "history.csv"))) for name in ("bf16", "fp32"))
+    for row, ref in zip(rows, ref_rows):
+        assert float(row["total"]) == pytest.approx(float(ref["total"]), rel=0.01), (row, ref)
+    assert float(rows[-1]["total"]) < 0.99 * 2 * (1.0 + 1.0) * float(rows[-1]["eps_s"]) ** 2 * 1.0
 
 
 def test_the_precision_context_leaves_no_global_setting_behind():
