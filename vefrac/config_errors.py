@@ -56,6 +56,8 @@ def _tag_key(model: type) -> str:
 
 
 def unknown_key(dotted: str, key: str, allowed: dict, *, origin: str) -> str:
+    """The message for a key not allowed at `dotted`: the close name, the shape or kind it
+    belongs to, or where it lives; `allowed` the keys of that level; origin 'file' or '--set'."""
     where = "--set " if origin == "--set" else ""
     parent = dotted.rpartition(".")[0]
     dotted = dotted if dotted.isprintable() else repr(dotted)
