@@ -3,6 +3,7 @@ changes, one confirming block where it does not, never more than solver.max_step
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +13,9 @@ import vefrac.solve as solve
 from vefrac.cli import main
 from vefrac.config import load_scenario
 
+ROOT = Path(__file__).resolve().parents[1]
+SQUARE = str(ROOT / "scenarios" / "square-mud.yaml")
+
 SMALL = ["solver.points=512", "solver.load_steps=5", "output.snapshots=6", "output.resolution=60",
          "solver.iterations=40", "solver.first_step_iterations=80", "solver.checkpoint_every=20",
          "solver.step_tolerance=0.02", "solver.max_step_iterations=160", "solver.threads=1"]
@@ -19,7 +23,7 @@ TOLERANCE, CAP, DOMAIN_LENGTH = 0.02, 160, 1.0
 
 
 def run(out, *sets):
-    args = ["run", "scenarios/square-mud.yaml", "--out", str(out), "--quiet"]
+    args = ["run", SQUARE, "--out", str(out), "--quiet"]
     assert main(args + [a for kv in SMALL + list(sets) for a in ("--set", kv)]) == 0
     return json.loads((out / "summary.json").read_text())
 
@@ -42,7 +46,7 @@ def test_without_cracks_every_step_takes_its_budget_and_one_confirming_block(tmp
     steps = summary["steps"]
     assert [s["blocks"] for s in steps] == [2] * 5 and all(s["settled"] for s in steps)
     check_rule(steps)
-    scn = load_scenario("scenarios/square-mud.yaml", SMALL + ["shrinkage.t_end=0.005"])
+    scn = load_scenario(SQUARE, SMALL + ["shrinkage.t_end=0.005"])
     assert summary["iterations"] == sum(s["iterations"] for s in steps) == solve.planned_iterations(scn)
 
 
@@ -72,7 +76,7 @@ def test_measured_crack_length_of_a_straight_at2_crack_is_its_length(monkeypatch
 
     from vefrac.runner import build_problem
 
-    problem = build_problem(load_scenario("scenarios/square-mud.yaml", [f"domain={domain}"]))
+    problem = build_problem(load_scenario(SQUARE, [f"domain={domain}"]))
     s = problem.physics.s
     x0 = 0.5 * (problem.domain.bounds[0] + problem.domain.bounds[2]) + 0.31 * s  # off the grid's nodes
 
@@ -109,7 +113,7 @@ def test_interrupted_inside_an_extra_block_resumes_to_the_same_result(cracking, 
         return real(*args, **kwargs)
 
     monkeypatch.setattr(solve, "energy_terms", interrupt)
-    args = ["run", "scenarios/square-mud.yaml", "--out", str(tmp_path / "b"), "--quiet"]
+    args = ["run", SQUARE, "--out", str(tmp_path / "b"), "--quiet"]
     sets = [arg for kv in SMALL for arg in ("--set", kv)]
     assert main(args + sets) == 130
     monkeypatch.setattr(solve, "energy_terms", real)

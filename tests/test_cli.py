@@ -38,8 +38,10 @@ CASES = [
     # the file itself
     (["malformed-yaml.yaml"], 2, "malformed YAML at line 3"),
     (["bad-indent.yaml"], 2, "malformed YAML at line 3"),
-    (["top-list.yaml"], 2, ("top level must be a mapping", "not a list")),
-    (["top-scalar.yaml"], 2, "top level must be a mapping"),
+    (["empty.yaml"], 2, ("scenario file", "empty.yaml' is empty", "scenarios/square-mud.yaml")),
+    (["only-comments.yaml"], 2, ("only-comments.yaml' is empty", "scenarios/square-mud.yaml")),
+    (["top-list.yaml"], 2, ("top-list.yaml", "top level must be a mapping", "not a list")),
+    (["top-scalar.yaml"], 2, ("top-scalar.yaml", "top level must be a mapping")),
     (["no-such-scenario.yaml"], 2, ("no-such-scenario.yaml", "does not exist")),
     ([str(BAD / "ok.png")], 2, ("ok.png", "cannot be read")),
     # unknown keys, with the close name suggested
@@ -122,6 +124,7 @@ CASES = [
 # The same contract, proven at the process level (exit status, no traceback, no folder).
 SUBPROCESS_CASES = [
     (["malformed-yaml.yaml"], 2, "malformed YAML"),
+    (["empty.yaml"], 2, "is empty"),
     (["no-such-scenario.yaml"], 2, "does not exist"),
     ([SQUARE, "--set", "material.lame_mu"], 2, "--set"),
     pytest.param([SQUARE, "--device", "cuda"], 2, "--device cuda",
@@ -198,6 +201,34 @@ def test_corpus_is_covered():
     assert scenarios <= used, f"not in CASES: {sorted(scenarios - used)}"
 
 
+@pytest.mark.parametrize("text, wanted", [
+    ("", "is empty"),
+    ("  \n\t\n", "is empty"),
+    ("# only a comment\n", "is empty"),
+    ("---\n# comments between document markers\n...\n", "is empty"),
+    ("null\n", "not null"),
+    ("- a\n- b\n", "not a list"),
+    ("0.5\n", "not a number"),
+    ("just words\n", "not a single value"),
+])
+def test_check_refuses_an_empty_or_non_mapping_scenario(text, wanted, tmp_path, capsys):
+    """`vefrac check` says what is wrong with the file instead of printing every default."""
+    path = tmp_path / "mine.yaml"
+    path.write_text(text)
+    assert main(["check", str(path)]) == 2
+    captured = capsys.readouterr()
+    _expect(captured.err, ("mine.yaml", wanted))
+    assert captured.out == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.yaml"]
+
+
+def test_an_explicit_empty_mapping_is_the_defaults(tmp_path):
+    """`{}` says "every default" in so many words: it loads (only a file with no content is refused)."""
+    path = tmp_path / "defaults.yaml"
+    path.write_text("{}  # every default\n")
+    assert config.load_scenario(path) == config.validate_scenario({"name": "defaults"})
+
+
 # ----------------------------------------------------------------------------- good input
 
 
@@ -257,7 +288,7 @@ def test_a_file_name_with_spaces_is_a_valid_scenario(tmp_path):
 # ----------------------------------------------------------------------------- property
 
 
-PATHS = [tuple(p.split(".")) for p in config._schema_paths()]
+PATHS = [tuple(p.split(".")) for p in config.schema_paths()]
 KEYS = sorted({p[-1] for p in PATHS})
 VALUES = ["rectangle", "disk", "polygon", "mask", "mesh", "constant", "lognormal", "network",
           "image", "amor", "spectral", "none", "at2", "space_time", "float64", "x.png", ""]

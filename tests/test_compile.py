@@ -11,6 +11,9 @@ from vefrac.config import load_scenario
 from vefrac.runner import Run
 from vefrac.solve import refresh_cache
 
+ROOT = Path(__file__).resolve().parents[1]
+SQUARE = str(ROOT / "scenarios" / "square-mud.yaml")
+
 SMALL = ["network.fourier_features=32", "network.width=32", "solver.points=1024"]
 
 
@@ -19,7 +22,7 @@ SMALL = ["network.fourier_features=32", "network.width=32", "solver.points=1024"
 def test_compiled_loss_and_gradients_match_eager(cached):
     runs = []
     for flag in ("false", "true"):
-        scn = load_scenario("scenarios/square-mud.yaml", SMALL + [f"solver.compile={flag}", "solver.dtype=float64"])
+        scn = load_scenario(SQUARE, SMALL + [f"solver.compile={flag}", "solver.dtype=float64"])
         with tempfile.TemporaryDirectory() as tmp:
             run = Run(scn, Path(tmp), device=torch.device("cpu"), log=lambda s: None)
         if cached:  # a later load step: the previous φ interpolated from its cache

@@ -7,12 +7,16 @@ Both hold until the homogeneous state loses stability; the loads below stay befo
 """
 
 import csv
+from pathlib import Path
 
 import numpy as np
 import pytest
 import pyvista as pv
 
 from vefrac.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+SQUARE = str(ROOT / "scenarios" / "square-mud.yaml")
 
 G, S, K = 1e-3, 0.05, 2.0
 BASE = ["domain={shape: rectangle, size: [0.5, 0.5], periodic: [true, true]}",
@@ -26,7 +30,7 @@ BASE = ["domain={shape: rectangle, size: [0.5, 0.5], periodic: [true, true]}",
 def run(tmp_path, extra):
     out = tmp_path / "run"
     sets = [a for kv in BASE + extra for a in ("--set", kv)]
-    assert main(["run", "scenarios/square-mud.yaml", "--out", str(out), "--quiet", *sets]) == 0
+    assert main(["run", SQUARE, "--out", str(out), "--quiet", *sets]) == 0
     rows = list(csv.DictReader(open(out / "history.csv")))
     phis = []
     for i in range(len(rows)):

@@ -5,6 +5,7 @@ import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -12,6 +13,9 @@ import torch.multiprocessing as mp
 
 from vefrac.config import load_scenario
 from vefrac.runner import Run
+
+ROOT = Path(__file__).resolve().parents[1]
+SQUARE = str(ROOT / "scenarios" / "square-mud.yaml")
 
 TINY = ["solver.points=512", "output.resolution=32", "output.snapshots=3", "solver.load_steps=2",
         "solver.iterations=10", "solver.first_step_iterations=10", "network.fourier_features=16",
@@ -28,7 +32,7 @@ def fixed_points(run):
 def _rank_gradients(rank, world, init_file, out_file, tmp):
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
-    run = Run(load_scenario("scenarios/square-mud.yaml", TINY), tmp, device=torch.device("cpu"), log=lambda s: None)
+    run = Run(load_scenario(SQUARE, TINY), tmp, device=torch.device("cpu"), log=lambda s: None)
     x, w, t = fixed_points(run)
     # this rank's share of the points, each weighted as its own unbiased estimate
     loss, _ = run.trainer.loss(x[rank::world], w[rank::world] * world, t[rank::world])
@@ -41,7 +45,7 @@ def _rank_gradients(rank, world, init_file, out_file, tmp):
 def test_two_gloo_processes_give_the_single_process_gradient(tmp_path):
     out_file = tmp_path / "grads.pt"
     mp.spawn(_rank_gradients, args=(2, str(tmp_path / "init"), str(out_file), str(tmp_path / "o")), nprocs=2)
-    run = Run(load_scenario("scenarios/square-mud.yaml", TINY), tmp_path / "single", device=torch.device("cpu"),
+    run = Run(load_scenario(SQUARE, TINY), tmp_path / "single", device=torch.device("cpu"),
               log=lambda s: None)
     loss, _ = run.trainer.loss(*fixed_points(run))
     loss.backward()
@@ -61,7 +65,7 @@ def test_torchrun_runs_a_scenario_and_only_rank_0_writes(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
                           "--master_addr=127.0.0.1", f"--master_port={_free_port()}", "-m", "vefrac", "run",
-                          "scenarios/square-mud.yaml", "--out", str(out), "--quiet", *sets],
+                          SQUARE, "--out", str(out), "--quiet", *sets],
                          capture_output=True, text=True, timeout=600, env=env)
     assert res.returncode == 0, res.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())

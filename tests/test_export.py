@@ -176,33 +176,113 @@ def test_json_converts_numpy_and_refuses_nan(tmp_path):
 # ------------------------------------------------------------------------------ pictures
 
 
-def assert_png(path):
-    data = open(path, "rb").read()
-    assert data.startswith(PNG_SIGNATURE) and len(data) > 1000
+def grey(path) -> np.ndarray:
+    """The picture as (rows, columns) grey levels 0 (black) .. 255 (white), read back with PIL."""
+    from PIL import Image
+
+    assert open(path, "rb").read(8) == PNG_SIGNATURE
+    with Image.open(path) as image:
+        return np.asarray(image.convert("L"), dtype=float)
 
 
-def test_plots_write_pngs(tmp_path):
+def assert_picture(path, *, min_side=200) -> np.ndarray:
+    """A PNG of a readable size that draws something: not one flat colour."""
+    pixels = grey(path)
+    assert min(pixels.shape) >= min_side, pixels.shape
+    assert pixels.std() > 5 and (pixels < 100).any() and (pixels > 200).any(), path
+    return pixels
+
+
+def darkened(before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    """(rows, columns) where the second picture is much darker than the first (same size)."""
+    assert before.shape == after.shape
+    return before - after > 100
+
+
+FRAME = (40, 40)  # (ny, nx) of the φ fields drawn below, extent (0, 1, 0, 1)
+
+
+def band(*, rows=None, cols=None) -> np.ndarray:
+    """φ = 1 on a band of rows (y) or columns (x), 0 elsewhere."""
+    y, x = np.mgrid[0 : FRAME[0], 0 : FRAME[1]]
+    inside = (y >= rows[0]) & (y < rows[1]) if rows else (x >= cols[0]) & (x < cols[1])
+    return inside.astype(float)
+
+
+def test_crack_series_draws_high_phi_black_where_it_is_with_y_up(tmp_path):
+    """φ = 1 is black, φ = 0 white, and the field's last row (largest y) is at the top."""
+    mask = np.ones(FRAME, bool)
+
+    def picture(name, phi):
+        return grey(export.plot_crack_series(tmp_path / name, [(0.0, phi, mask)], extent=(0, 1, 0, 1)))
+
+    blank = picture("blank.png", np.zeros(FRAME))
+    top = darkened(blank, picture("top.png", band(rows=(30, 36))))  # a horizontal crack high in y
+    right = darkened(blank, picture("right.png", band(cols=(30, 36))))  # a vertical one at large x
+    for cracked in (top, right):
+        assert cracked.sum() > 500  # a band of 6/40 of a panel some hundred pixels wide
+    rows, cols = np.nonzero(top)
+    assert np.ptp(cols) > 4 * np.ptp(rows)  # a horizontal line ...
+    assert rows.mean() < np.nonzero(right)[0].mean()  # ... above the middle of the panel
+    rows, cols = np.nonzero(right)
+    assert np.ptp(rows) > 4 * np.ptp(cols)  # a vertical line ...
+    assert cols.mean() > np.nonzero(top)[1].mean()  # ... right of the middle
+    # outside the mask is grey: neither crack (black) nor intact layer (white)
+    half = np.ones(FRAME, bool)
+    half[:, :20] = False
+    greyed = grey(export.plot_crack_series(tmp_path / "half.png", [(0.0, np.zeros(FRAME), half)],
+                                           extent=(0, 1, 0, 1)))
+    changed = np.abs(blank - greyed) > 30
+    assert changed.sum() > 1000 and 120 < np.median(greyed[changed]) < 220
+
+
+def test_crack_over_field_blackens_only_phi_above_one_half(tmp_path):
+    mask = np.ones(FRAME, bool)
+    field = np.linspace(1, 2, FRAME[1])[None, :].repeat(FRAME[0], 0)
+
+    def picture(name, phi):
+        return grey(export.plot_crack_over_field(tmp_path / name, phi=phi, mask=mask, field=field,
+                                                 extent=(0, 1, 0, 1), field_label="G"))
+
+    plain = picture("plain.png", np.zeros(FRAME))
+    assert_picture(tmp_path / "plain.png")
+    # (the band lies where G is large, drawn light by viridis: black over it stands out)
+    assert not darkened(plain, picture("faint.png", 0.45 * band(cols=(30, 36)))).any()  # φ ≤ 0.5: no crack
+    cracked = darkened(plain, picture("crack.png", band(cols=(30, 36))))
+    rows, cols = np.nonzero(cracked)
+    assert cracked.sum() > 500 and np.ptp(rows) > 4 * np.ptp(cols)
+
+
+def test_plots_write_pictures_of_their_data(tmp_path):
+    """Every plot is a picture that draws something, and draws other data differently."""
     ny, nx = 40, 50
     y, x = np.mgrid[0:ny, 0:nx]
     mask = (x - 25) ** 2 + (y - 20) ** 2 < 18**2
     frames = [(0.01 * k, np.clip(k / 9 - abs(x - 25) / 5, 0, 1), mask) for k in range(10)]
     extent = (-0.5, 0.5, -0.4, 0.4)
-    rows = [{"t": 0.01 * k, "elastic": k**2, "surface": k, "substrate": 0.1 * k,
-             "total": k**2 + 1.1 * k} for k in range(10)]
-    paths = [
-        export.plot_crack_series(tmp_path / "series.png", frames, extent=extent, title="mud"),
-        export.plot_crack_series(tmp_path / "two.png", frames[:2], extent=extent),
-        export.plot_crack_over_field(tmp_path / "over.png", phi=frames[-1][1], mask=mask,
-                                     field=1e-3 * (1 + x / nx), extent=extent, field_label="G"),
-        export.plot_history(tmp_path / "history.png", rows),
-        export.plot_crack_density(
-            tmp_path / "density.png", [0.0, 0.1, 0.2, 0.4], [0.0, 1.0, 1.6, 2.5]
-        ),
-        export.plot_histogram(tmp_path / "angles.png", [88, 91, 95, 118, 122, 179],
-                              xlabel="junction angle (deg)", marks=(90, 120)),
-    ]
-    for p in paths:
-        assert_png(p)
+
+    def rows(scale):
+        return [{"t": 0.01 * k, "elastic": scale * k**2, "surface": k, "substrate": 0.1 * k,
+                 "total": scale * k**2 + 1.1 * k} for k in range(10)]
+
+    def plots(tag, scale):
+        return [
+            export.plot_crack_series(tmp_path / f"series{tag}.png", [(t, phi ** scale, m) for t, phi, m in frames],
+                                     extent=extent, title="mud"),
+            export.plot_history(tmp_path / f"history{tag}.png", rows(scale)),
+            export.plot_crack_density(tmp_path / f"density{tag}.png", [0.0, 0.1, 0.2, 0.4],
+                                      [0.0, 1.0, 1.6 * scale, 2.5]),
+            export.plot_histogram(tmp_path / f"angles{tag}.png", [88 * scale, 91, 95, 118, 122, 179],
+                                  xlabel="junction angle (deg)", marks=(90, 120)),
+        ]
+
+    for a, b in zip(plots("a", 1.0), plots("b", 1.6)):
+        pa, pb = assert_picture(a), assert_picture(b)
+        assert pa.shape == pb.shape and np.abs(pa - pb).max() > 30, (a, b)
+    # six panels of ten frames (first and last included) against two panels of two frames
+    six = assert_picture(export.plot_crack_series(tmp_path / "six.png", frames, extent=extent))
+    two = assert_picture(export.plot_crack_series(tmp_path / "two.png", frames[:2], extent=extent))
+    assert six.shape[0] * six.shape[1] > 2 * two.shape[0] * two.shape[1]
     assert no_temporaries(tmp_path)
 
 
@@ -219,7 +299,7 @@ def test_plots_cope_with_empty_data(tmp_path):
         export.plot_histogram(tmp_path / "nan.png", [math.nan], xlabel="area"),
     ]
     for p in paths:
-        assert_png(p)
+        assert_picture(p)  # a "no data" picture, or empty axes: text and lines on white
 
 
 @pytest.mark.parametrize("module", ["export", "analysis"])

@@ -16,7 +16,12 @@ from vefrac.energy import split_energy
 from vefrac.runner import Run, build_problem
 from vefrac.solve import step_times
 
-SCENARIOS = sorted(Path("scenarios").glob("*.yaml"))
+ROOT = Path(__file__).resolve().parents[1]
+SQUARE = str(ROOT / "scenarios" / "square-mud.yaml")
+STRIP = str(ROOT / "scenarios" / "strip-elastic.yaml")
+DISH = str(ROOT / "scenarios" / "dish-paste.yaml")
+
+SCENARIOS = sorted((ROOT / "scenarios").glob("*.yaml"))
 QUIET = dict(device=torch.device("cpu"), log=lambda s: None)
 
 
@@ -55,7 +60,7 @@ def test_densities_stress_and_tangent_are_those_of_energy_split_energy(split):
 
 def strip_l2_error(elements: int) -> tuple[float, float]:
     """(h, relative L2 error of u) for the periodic strip at `elements` elements along x."""
-    scn = load_scenario("scenarios/strip-elastic.yaml", ["solver.backend=fem", f"fem.elements_per_length={elements}"])
+    scn = load_scenario(STRIP, ["solver.backend=fem", f"fem.elements_per_length={elements}"])
     solver, model = staggered(scn)
     result = solver.solve_step(scn.shrinkage.t_end)
     assert result.converged
@@ -84,7 +89,7 @@ def test_periodic_strip_converges_to_the_closed_form_at_rate_h_squared():
 def test_a_layer_held_in_place_stores_the_uniform_energy_density(shape):
     """η huge: u ≈ 0, so the elastic energy is 2K εs² per unit area (K = λ + μ)."""
     domain = "{shape: rectangle, size: [1.0, 0.5]}" if shape == "rectangle" else "{shape: disk, radius: 0.5}"
-    scn = load_scenario("scenarios/strip-elastic.yaml", ["solver.backend=fem", f"domain={domain}",
+    scn = load_scenario(STRIP, ["solver.backend=fem", f"domain={domain}",
                                                           "material.substrate_stiffness=1.0e+9", "material.split=amor",
                                                           "fem.elements_per_length=40"])
     solver, model = staggered(scn)
@@ -105,7 +110,7 @@ def test_a_uniform_state_carries_the_homogeneous_damage_of_the_model(model_name)
     AT2: φ = W+/(W+ + G/(2s)); AT1: φ = 0 until W+ = 3G/(16s), then 1 − 3G/(16 s W+)."""
     G, s = 1e-3, 0.05
     for eps, expect_zero in ((0.002, True), (0.05, False)):
-        scn = load_scenario("scenarios/square-mud.yaml", [
+        scn = load_scenario(SQUARE, [
             "solver.backend=fem", "domain.size=[0.5, 0.5]", "material.substrate_stiffness=1.0e+9",
             f"fracture.model={model_name}", f"fracture.length_scale={s}",
             f"fracture.toughness={{kind: constant, mean: {G}}}", f"shrinkage.t_end={eps}", "fem.tolerance=1.0e-9"])
@@ -124,7 +129,7 @@ def test_a_uniform_state_carries_the_homogeneous_damage_of_the_model(model_name)
 
 
 def test_fields_interpolate_the_nodal_values_and_stay_finite_off_the_layer():
-    scn = load_scenario("scenarios/dish-paste.yaml", ["solver.backend=fem", "fem.points_per_length=0.5"])
+    scn = load_scenario(DISH, ["solver.backend=fem", "fem.points_per_length=0.5"])
     solver, model = staggered(scn)
     nodes = solver.mesh.origin + np.stack(np.meshgrid(np.arange(solver.mesh.shape[1] + 1),
                                                       np.arange(solver.mesh.shape[0] + 1)), -1).reshape(-1, 2) * solver.mesh.spacing
@@ -149,7 +154,7 @@ COARSE = ["solver.backend=fem", "fem.points_per_length=1", "domain.size=[0.7, 0.
 
 
 def test_energy_never_rises_over_staggered_iterations_and_damage_only_grows():
-    scn = load_scenario("scenarios/square-mud.yaml", COARSE)
+    scn = load_scenario(SQUARE, COARSE)
     solver, model = staggered(scn)
     before = model.phi.clone()
     cracking = 0
@@ -169,7 +174,7 @@ def test_energy_never_rises_over_staggered_iterations_and_damage_only_grows():
 
 @pytest.mark.parametrize("split,model_name", [("spectral", "at2"), ("amor", "at1"), ("none", "at2")])
 def test_every_split_and_crack_model_solves_a_cracking_step(split, model_name):
-    scn = load_scenario("scenarios/square-mud.yaml", COARSE + [f"material.split={split}",
+    scn = load_scenario(SQUARE, COARSE + [f"material.split={split}",
                                                                f"fracture.model={model_name}"])
     solver, model = staggered(scn)
     for t in (0.03, 0.06):
@@ -182,7 +187,7 @@ def test_every_split_and_crack_model_solves_a_cracking_step(split, model_name):
 
 def test_an_unconverged_step_is_reported(tmp_path):
     lines = []
-    scn = load_scenario("scenarios/square-mud.yaml", COARSE + ["fem.max_iterations=3"])
+    scn = load_scenario(SQUARE, COARSE + ["fem.max_iterations=3"])
     summary = Run(scn, tmp_path, device=torch.device("cpu"), log=lines.append).execute()
     assert any(not step["converged"] and step["iterations"] == 3 for step in summary["steps"])
     assert any("NOT CONVERGED" in line for line in lines)
@@ -208,7 +213,7 @@ def test_scenario_runs_with_the_fem_backend_and_outputs_read_back(path, tmp_path
 
 
 def test_resume_after_an_interruption_matches_an_uninterrupted_run(tmp_path):
-    scn = load_scenario("scenarios/square-mud.yaml", COARSE + ["output.snapshots=3", "fem.max_iterations=40"])
+    scn = load_scenario(SQUARE, COARSE + ["output.snapshots=3", "fem.max_iterations=40"])
     summary_a = Run(scn, tmp_path / "a", **QUIET).execute()
 
     def stop(count, terms):
@@ -239,7 +244,7 @@ def test_crack_statistics_settle_under_h_refinement(tmp_path):
     1.108, 1.082; 229, 203, 284 staggered iterations; 8, 23, 67 s."""
     rows = []
     for per_s in (2, 3, 4):
-        scn = load_scenario("scenarios/square-mud.yaml", [
+        scn = load_scenario(SQUARE, [
             "solver.backend=fem", "domain.size=[0.5, 0.5]", "solver.load_steps=10", "output.snapshots=2",
             f"fem.points_per_length={per_s}"])
         summary = Run(scn, tmp_path / str(per_s), **QUIET).execute()

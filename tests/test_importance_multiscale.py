@@ -139,7 +139,10 @@ def test_load_stepping_with_importance_sampling_trains_and_stays_finite(tmp_path
     losses = [v for step in run.state.history for k, v in step.items() if k.startswith("loss_")]
     assert len(losses) == 3 * 3 and np.isfinite(losses).all()
     assert not summary["blowups"]
-    assert all(np.isfinite(row["total"]) for row in run.rows)
+    # and it trained: at every load the energy (on the export grid) is below the uniform state's,
+    # 2K εs² · area with u = 0 and φ = 0 (measured: 1.1 % below at t_end after 6 iterations a step)
+    for row in run.rows[1:]:
+        assert 0 < row["total"] < 2 * (1.0 + 1.0) * row["eps_s"] ** 2 * 1.0, row
 
 
 # ----------------------------------------------------------------------------- multi-scale features
@@ -170,8 +173,8 @@ def test_one_scale_in_a_list_is_the_single_scale_network():
 def test_multi_scale_features_stay_periodic():
     # (their forward derivatives against autograd: tests/test_nets.py, parametrised over scales)
     n = net((1.0, 8.0, 20.0), features=30, periods=(0.5, None), extra=1)
-    x = torch.rand(40, 2, dtype=torch.float64)
-    t = torch.rand(40, 1, dtype=torch.float64)
+    x = torch.rand(40, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    t = torch.rand(40, 1, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     value, _ = n(x, t)
     shifted, _ = n(x + torch.tensor([0.5, 0.0], dtype=torch.float64), t)
     assert torch.allclose(value, shifted, atol=1e-9)

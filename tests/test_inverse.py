@@ -5,6 +5,7 @@ The twin experiment (recovering a known G from its rendered cracks) is tests/tes
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,10 +14,13 @@ import torch
 from PIL import Image
 from scipy import optimize
 
-from tests.readback import assert_run_outputs
-from vefrac import cli, inverse
+from readback import assert_run_outputs
+from vefrac import analysis, cli, inverse
 from vefrac.energy import Physics, crack_length_density, energy_densities
 from vefrac.geometry import Grid
+
+ROOT = Path(__file__).resolve().parents[1]
+SQUARE = str(ROOT / "scenarios" / "square-mud.yaml")
 
 SMALL = ["solver.points=256", "solver.load_steps=2", "solver.iterations=4", "solver.first_step_iterations=6",
          "output.resolution=40", "output.snapshots=3", "invert.outer_iterations=2",
@@ -113,7 +117,7 @@ def test_gap_step_mean_pull_restores_the_prior_mean():
 def test_invert_writes_every_output(tmp_path):
     image = _crack_picture(tmp_path / "cracks.png")
     out = tmp_path / "inv"
-    code = cli.main(["invert", "scenarios/square-mud.yaml", "--image", str(image), "--out", str(out), "--quiet",
+    code = cli.main(["invert", SQUARE, "--image", str(image), "--out", str(out), "--quiet",
                      *_sets(SMALL + ["invert.seeds=2"])])
     assert code == 0
     summary = assert_run_outputs(out, t_end=0.1, snapshots=3)  # the forward run with the inferred G
@@ -124,11 +128,28 @@ def test_invert_writes_every_output(tmp_path):
     inv = summary["inversion"]
     for key in ("final_misfit", "overlap", "precision", "recall", "mean_G", "std_log_G", "mean_log_G_std"):
         assert np.isfinite(inv[key]), key
-    assert 0 <= inv["overlap"] <= 1 and inv["cracks"] == "dark" and inv["seeds"] == 2
+    assert inv["cracks"] == "dark" and inv["seeds"] == 2
     assert [r["seed"] for r in inv["per_seed"]] == [0, 1] and all(1 <= r["best_iteration"] <= 2 for r in inv["per_seed"])
-    data = pv.read(str(out / "inferred.vti")).point_data
+    vti = pv.read(str(out / "inferred.vti"))
+    data = vti.point_data
     for array in ("G", "log_G", "log_G_std", "phi_observed", "observed_skeleton", "material", "phi_model"):
         assert array in data.keys(), array
+    # the picture read the right way up: the vertical crack at x = 0, the T's arm on the left at the
+    # height of pixel rows 40-42 of 120 from the top, y = 0.5 - 41.5/120
+    nx, ny, _ = vti.dimensions
+    x, y = (np.asarray(vti.points)[:, k].reshape(ny, nx) for k in (0, 1))
+    seen = np.asarray(data["observed_skeleton"]).reshape(ny, nx).astype(bool)
+    near = 1.5 * vti.spacing[0]
+    stem, arm = (np.abs(x) < near), (np.abs(y - (0.5 - 41.5 / 120)) < near) & (x < 0)
+    assert (stem | arm)[seen].mean() > 0.95  # the skeleton lies on the drawn cracks ...
+    assert (seen & stem).any(axis=1).mean() > 0.8 and (seen & arm).any(axis=0)[x[0] < -0.1].mean() > 0.8  # ... along them
+    # the scores are those of the forward run's cracks (phi_model) against the observed ones
+    material = np.asarray(data["material"]).reshape(ny, nx).astype(bool)
+    model = analysis.crack_skeleton(np.asarray(data["phi_model"]).reshape(ny, nx), mask=material)
+    score = analysis.crack_overlap(model, seen, spacing=vti.spacing[:2], tolerance=inv["overlap_tolerance"],
+                                   mask=material)
+    for key in ("overlap", "precision", "recall"):
+        assert inv[key] == pytest.approx(score["iou" if key == "overlap" else key], abs=1e-12), key
     assert np.all(np.asarray(data["G"]) > 0)
     assert np.allclose(np.log(data["G"]), data["log_G"])
     rows = (out / "inversion.csv").read_text().strip().splitlines()
@@ -143,7 +164,7 @@ def test_invert_writes_every_output(tmp_path):
 def test_invert_resumes_after_an_interruption(tmp_path, monkeypatch):
     image = _crack_picture(tmp_path / "cracks.png")
     out = tmp_path / "inv"
-    args = ["invert", "scenarios/square-mud.yaml", "--image", str(image), "--out", str(out), "--quiet", *_sets(SMALL)]
+    args = ["invert", SQUARE, "--image", str(image), "--out", str(out), "--quiet", *_sets(SMALL)]
     calls = {"n": 0}
     original = inverse.Inversion._forward
 
@@ -181,7 +202,7 @@ def test_invert_bad_images_exit_2_and_leave_no_folder(tmp_path, capsys, case, ex
         grey[:, 200:203] = 20
         Image.fromarray(grey).save(path)
     out = tmp_path / "inv"
-    code = cli.main(["invert", "scenarios/square-mud.yaml", "--image", str(path), "--out", str(out), "--quiet"])
+    code = cli.main(["invert", SQUARE, "--image", str(path), "--out", str(out), "--quiet"])
     err = capsys.readouterr().err
     assert code == 2
     assert expected in err.lower() or expected in err
@@ -191,7 +212,7 @@ def test_invert_bad_images_exit_2_and_leave_no_folder(tmp_path, capsys, case, ex
 
 def test_invert_refuses_the_fem_backend(tmp_path, capsys):
     image = _crack_picture(tmp_path / "cracks.png")
-    code = cli.main(["invert", "scenarios/square-mud.yaml", "--image", str(image), "--out", str(tmp_path / "o"),
+    code = cli.main(["invert", SQUARE, "--image", str(image), "--out", str(tmp_path / "o"),
                      "--set", "solver.backend=fem"])
     assert code == 2 and "solver.backend" in capsys.readouterr().err
 
@@ -202,7 +223,7 @@ def test_log_toughness_follows_a_smooth_target(kind):
     from vefrac import config
     from vefrac.geometry import build_domain
 
-    scn = config.load_scenario("scenarios/square-mud.yaml", [f"invert.unknown={kind}"])
+    scn = config.load_scenario(SQUARE, [f"invert.unknown={kind}"])
     domain = build_domain(scn.domain)
     grid = domain.grid(32)
     unknown = inverse.LogToughness(scn.invert, grid=grid, domain=domain, g0=math.log(1e-3), s=0.02, seed=0)

@@ -1,18 +1,24 @@
 """solver.precision: reduced-precision matmuls only where the gradient passes a check against float32."""
 
+import csv
 import json
+from pathlib import Path
 
+import pytest
 import torch
 
 import vefrac.solve as solve
 from vefrac.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+SQUARE = str(ROOT / "scenarios" / "square-mud.yaml")
 
 TINY = ["solver.points=512", "solver.load_steps=2", "solver.iterations=20", "solver.first_step_iterations=20",
         "output.resolution=40", "output.snapshots=3", "solver.threads=1"]
 
 
 def run(out, *sets):
-    args = ["run", "scenarios/square-mud.yaml", "--out", str(out), "--quiet"]
+    args = ["run", SQUARE, "--out", str(out), "--quiet"]
     assert main(args + [a for kv in TINY + list(sets) for a in ("--set", kv)]) == 0
     return json.loads((out / "summary.json").read_text())
 
@@ -34,7 +40,13 @@ def test_a_precision_that_passes_the_check_is_really_used(tmp_path, monkeypatch)
     reference = run(tmp_path / "fp32")
     assert reference["precision"] == {"requested": "float32", "used": "float32"}
     assert summary["final"] != reference["final"]  # the matmuls did change
-    assert all(abs(s["loss_elastic"]) < 1e3 for s in summary["steps"])  # and it still trains
+    # and it still trains: the energies on the export grid stay within 1 % of the float32 run's
+    # (measured: 0.2 % and 0.05 %), and at t_end below 0.99 × the uniform state's 2K εs² · area
+    # (measured: 0.969 ×; no training leaves it at 1)
+    rows, ref_rows = (list(csv.DictReader(open(tmp_path / name / "history.csv"))) for name in ("bf16", "fp32"))
+    for row, ref in zip(rows, ref_rows):
+        assert float(row["total"]) == pytest.approx(float(ref["total"]), rel=0.01), (row, ref)
+    assert float(rows[-1]["total"]) < 0.99 * 2 * (1.0 + 1.0) * float(rows[-1]["eps_s"]) ** 2 * 1.0
 
 
 def test_the_precision_context_leaves_no_global_setting_behind():

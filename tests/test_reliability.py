@@ -6,12 +6,16 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pyvista as pv
 
 import vefrac.solve as solve
 from vefrac.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+SQUARE = str(ROOT / "scenarios" / "square-mud.yaml")
 
 TINY = ["solver.load_steps=3", "solver.iterations=60", "solver.first_step_iterations=60", "solver.points=512",
         "output.resolution=40", "output.snapshots=4", "solver.checkpoint_every=20",
@@ -33,8 +37,8 @@ def _read(path):
 
 def test_sigkill_then_resume_gives_the_uninterrupted_result(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
-    whole = vefrac("run", "scenarios/square-mud.yaml", "--out", str(a), "--quiet", *SETS)
-    victim = vefrac("run", "scenarios/square-mud.yaml", "--out", str(b), "--quiet", *SETS)
+    whole = vefrac("run", SQUARE, "--out", str(a), "--quiet", *SETS)
+    victim = vefrac("run", SQUARE, "--out", str(b), "--quiet", *SETS)
     deadline = time.time() + 120
     # wait for the second snapshot to be listed (the .vti is written before the collection names it)
     while not ((b / "checkpoint.pt").exists() and "fields_0001.vti" in _read(b / "fields.pvd")):
@@ -49,7 +53,7 @@ def test_sigkill_then_resume_gives_the_uninterrupted_result(tmp_path):
     assert len(reader.time_values) >= 2
     assert all((b / ds.path).exists() for ds in reader.datasets)
     (b / ".checkpoint.pt.abc123.tmp").write_bytes(b"half")  # as if killed inside a write
-    resumed = vefrac("run", "scenarios/square-mud.yaml", "--out", str(b), "--resume", "--quiet", *SETS)
+    resumed = vefrac("run", SQUARE, "--out", str(b), "--resume", "--quiet", *SETS)
     assert resumed.wait(timeout=300) == 0, resumed.communicate()
     assert whole.wait(timeout=300) == 0, whole.communicate()
     for i in range(4):
@@ -80,7 +84,7 @@ def inject_nan(monkeypatch, *, calls):
 def test_a_transient_blowup_is_rolled_back_and_reported(tmp_path, monkeypatch, capsys):
     inject_nan(monkeypatch, calls={75})
     out = tmp_path / "run"
-    assert main(["run", "scenarios/square-mud.yaml", "--out", str(out), *SETS]) == 0
+    assert main(["run", SQUARE, "--out", str(out), *SETS]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert len(summary["blowups"]) == 1 and summary["blowups"][0]["lr_scale"] == 0.5
     assert summary["iterations"] == 60 * 3
@@ -90,7 +94,7 @@ def test_a_transient_blowup_is_rolled_back_and_reported(tmp_path, monkeypatch, c
 def test_a_persistent_blowup_gives_up_with_exit_code_1_and_no_nan_in_outputs(tmp_path, monkeypatch, capsys):
     inject_nan(monkeypatch, calls=set(range(75, 10_000)))
     out = tmp_path / "run"
-    assert main(["run", "scenarios/square-mud.yaml", "--out", str(out), "--quiet", *SETS]) == 1
+    assert main(["run", SQUARE, "--out", str(out), "--quiet", *SETS]) == 1
     err = capsys.readouterr().err
     assert "non-finite" in err and "Traceback" not in err
     for vti in out.glob("*.vti"):
@@ -104,7 +108,7 @@ def test_a_second_run_into_a_busy_folder_is_refused(tmp_path, capsys):
 
     out = tmp_path / "run"
     with output_lock(out):  # as if another run were writing there
-        assert main(["run", "scenarios/square-mud.yaml", "--out", str(out), "--quiet", *SETS]) == 2
+        assert main(["run", SQUARE, "--out", str(out), "--quiet", *SETS]) == 2
     assert "in use by another vefrac run" in capsys.readouterr().err
     assert not (out / "fields.pvd").exists()
 
@@ -112,14 +116,14 @@ def test_a_second_run_into_a_busy_folder_is_refused(tmp_path, capsys):
 def test_an_unwritable_output_location_fails_before_training(tmp_path, capsys):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    assert main(["run", "scenarios/square-mud.yaml", "--out", str(blocker / "run"), "--quiet", *SETS]) == 2
+    assert main(["run", SQUARE, "--out", str(blocker / "run"), "--quiet", *SETS]) == 2
     err = capsys.readouterr().err
     assert "cannot be written" in err and "Traceback" not in err
 
 
 def test_ctrl_c_stops_cleanly_with_a_checkpoint_to_resume_from(tmp_path):
     out = tmp_path / "run"
-    proc = vefrac("run", "scenarios/square-mud.yaml", "--out", str(out), *SETS)
+    proc = vefrac("run", SQUARE, "--out", str(out), *SETS)
     deadline = time.time() + 120
     while not (out / "fields_0001.vti").exists():
         assert proc.poll() is None and time.time() < deadline
@@ -127,6 +131,6 @@ def test_ctrl_c_stops_cleanly_with_a_checkpoint_to_resume_from(tmp_path):
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "--resume" in err and "Traceback" not in err
-    resumed = vefrac("run", "scenarios/square-mud.yaml", "--out", str(out), "--resume", "--quiet", *SETS)
+    resumed = vefrac("run", SQUARE, "--out", str(out), "--resume", "--quiet", *SETS)
     assert resumed.wait(timeout=300) == 0
-    assert (out / "summary.json").is_file()
+    assert json.loads((out / "summary.json").read_text())["iterations"] == 60 * 3  # every step finished

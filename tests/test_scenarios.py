@@ -11,13 +11,17 @@ import pytest
 import pyvista as pv
 import torch
 import yaml
-from readback import assert_run_outputs
+from readback import assert_picture, assert_run_outputs
 
 from vefrac.cli import main
 from vefrac.config import load_scenario, validate_scenario
 from vefrac.runner import Run
 
-SCENARIOS = sorted(Path("scenarios").glob("*.yaml"))
+ROOT = Path(__file__).resolve().parents[1]
+SQUARE = str(ROOT / "scenarios" / "square-mud.yaml")
+STRIP = str(ROOT / "scenarios" / "strip-elastic.yaml")
+
+SCENARIOS = sorted((ROOT / "scenarios").glob("*.yaml"))
 TINY = ["solver.load_steps=2", "solver.iterations=4", "solver.first_step_iterations=4", "solver.points=512",
         "output.resolution=40", "output.snapshots=3", "solver.checkpoint_every=3",
         "solver.cache_points_per_length=0.25", "network.fourier_features=16", "network.width=16"]
@@ -54,7 +58,7 @@ def test_scenario_runs_in_a_tiny_budget_and_outputs_read_back(path, tmp_path):
 
 
 def test_resume_after_an_interruption_matches_an_uninterrupted_run(tmp_path):
-    scn = load_scenario("scenarios/square-mud.yaml", TINY + ["solver.load_steps=3", "solver.iterations=25",
+    scn = load_scenario(SQUARE, TINY + ["solver.load_steps=3", "solver.iterations=25",
                                                              "solver.checkpoint_every=10"])
     quiet = dict(device=torch.device("cpu"), log=lambda s: None)
     Run(scn, tmp_path / "a", **quiet).execute()
@@ -78,8 +82,8 @@ def test_resume_after_an_interruption_matches_an_uninterrupted_run(tmp_path):
 def test_resume_refuses_a_checkpoint_of_another_scenario(tmp_path, capsys):
     out = tmp_path / "run"
     sets = [a for kv in TINY for a in ("--set", kv)]
-    assert main(["run", "scenarios/strip-elastic.yaml", "--out", str(out), "--quiet", *sets]) == 0
-    code = main(["run", "scenarios/strip-elastic.yaml", "--out", str(out), "--resume", "--quiet", *sets,
+    assert main(["run", STRIP, "--out", str(out), "--quiet", *sets]) == 0
+    code = main(["run", STRIP, "--out", str(out), "--resume", "--quiet", *sets,
                  "--set", "material.lame_mu=2.0"])
     assert code == 2 and "different scenario" in capsys.readouterr().err
 
@@ -87,17 +91,17 @@ def test_resume_refuses_a_checkpoint_of_another_scenario(tmp_path, capsys):
 def test_a_finished_run_is_not_overwritten_without_asking(tmp_path, capsys):
     out = tmp_path / "run"
     sets = [a for kv in TINY for a in ("--set", kv)]
-    assert main(["run", "scenarios/strip-elastic.yaml", "--out", str(out), "--quiet", *sets]) == 0
-    assert main(["run", "scenarios/strip-elastic.yaml", "--out", str(out), "--quiet", *sets]) == 2
+    assert main(["run", STRIP, "--out", str(out), "--quiet", *sets]) == 0
+    assert main(["run", STRIP, "--out", str(out), "--quiet", *sets]) == 2
     assert "--overwrite" in capsys.readouterr().err
-    assert main(["run", "scenarios/strip-elastic.yaml", "--out", str(out), "--quiet", "--overwrite", *sets]) == 0
+    assert main(["run", STRIP, "--out", str(out), "--quiet", "--overwrite", *sets]) == 0
 
 
 @pytest.mark.skipif(shutil.which("pvpython") is None, reason="ParaView (pvpython) is not installed")
 def test_paraview_opens_the_time_series(tmp_path):
     out = tmp_path / "run"
     sets = [a for kv in TINY for a in ("--set", kv)]
-    assert main(["run", "scenarios/square-mud.yaml", "--out", str(out), "--quiet", *sets]) == 0
+    assert main(["run", SQUARE, "--out", str(out), "--quiet", *sets]) == 0
     script = tmp_path / "open.py"
     script.write_text(
         "from paraview.simple import OpenDataFile, UpdatePipeline\n"
@@ -116,7 +120,7 @@ def test_paraview_opens_the_time_series(tmp_path):
 def test_compare_prints_both_runs_and_writes_the_picture(tmp_path, capsys):
     sets = [a for kv in TINY for a in ("--set", kv)]
     for name, seed in (("a", 0), ("b", 1)):
-        assert main(["run", "scenarios/square-mud.yaml", "--out", str(tmp_path / name), "--quiet", *sets,
+        assert main(["run", SQUARE, "--out", str(tmp_path / name), "--quiet", *sets,
                      "--set", f"seed={seed}"]) == 0
     capsys.readouterr()
     picture = tmp_path / "ab.png"
@@ -124,6 +128,7 @@ def test_compare_prints_both_runs_and_writes_the_picture(tmp_path, capsys):
     out = capsys.readouterr().out
     for stat in ("crack_length", "skeleton_length", "fragments", "mean_fragment_area", "first_crack_t", "wall_time_s"):
         assert stat in out
-    assert picture.stat().st_size > 1000
+    pixels = assert_picture(picture)
+    assert pixels.shape[1] > 1.5 * pixels.shape[0]  # two panels side by side
     assert main(["compare", str(tmp_path / "a"), str(tmp_path / "missing")]) == 2
     assert "missing" in capsys.readouterr().err

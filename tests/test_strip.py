@@ -1,6 +1,8 @@
 """The 1D strip (model.md): the elastic answer reached to 1% with fracture off, and the error
 shrinking as the training budget grows."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import pyvista as pv
@@ -9,11 +11,13 @@ import torch
 from vefrac.config import load_scenario
 from vefrac.runner import Run
 
-SCENARIO = "scenarios/strip-elastic.yaml"
+ROOT = Path(__file__).resolve().parents[1]
+SQUARE = str(ROOT / "scenarios" / "square-mud.yaml")
+STRIP = str(ROOT / "scenarios" / "strip-elastic.yaml")
 
 
 def strip_error(tmp_path, overrides=()):
-    scn = load_scenario(SCENARIO, list(overrides))
+    scn = load_scenario(STRIP, list(overrides))
     Run(scn, tmp_path, device=torch.device("cpu"), log=lambda s: None).execute()
     reader = pv.PVDReader(str(tmp_path / "fields.pvd"))
     reader.set_active_time_value(reader.time_values[-1])
@@ -44,7 +48,7 @@ def test_strip_error_shrinks_with_the_budget(tmp_path):
 
 
 def test_trained_energy_is_below_its_start_and_below_small_perturbations(tmp_path):
-    scn = load_scenario(SCENARIO, ["solver.first_step_iterations=200"])
+    scn = load_scenario(STRIP, ["solver.first_step_iterations=200"])
     run = Run(scn, tmp_path, device=torch.device("cpu"), log=lambda s: None)
     x, w, t = run.trainer.draw(scn.shrinkage.t_end)  # one fixed draw to compare on
     start = run.trainer.loss(x, w, t)[0].item()
@@ -76,7 +80,7 @@ def test_trained_energy_is_below_its_start_and_below_small_perturbations(tmp_pat
 def test_chunked_gradients_equal_the_whole_batch(tmp_path):
     grads = []
     for chunk in (100000, 300):
-        scn = load_scenario("scenarios/square-mud.yaml", ["solver.dtype=float64", "solver.points=2048",
+        scn = load_scenario(SQUARE, ["solver.dtype=float64", "solver.points=2048",
                                                           f"solver.chunk_points={chunk}"])
         run = Run(scn, tmp_path, device=torch.device("cpu"), log=lambda s: None)
         x, w, t = run.trainer.draw(0.05)

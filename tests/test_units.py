@@ -1,10 +1,15 @@
 """Non-dimensionalisation: the same layer written in other units trains the same way."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import pyvista as pv
 
 from vefrac.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+SQUARE = str(ROOT / "scenarios" / "square-mud.yaml")
 
 BASE = ["solver.load_steps=2", "solver.iterations=15", "solver.first_step_iterations=15", "solver.points=512",
         "output.resolution=40", "output.snapshots=3", "solver.dtype=float64", "network.fourier_features=16",
@@ -24,7 +29,7 @@ def test_rescaled_scenario_gives_the_same_fields(tmp_path, a, b):
     for key, (la, lb) in {"ref": (1.0, 1.0), "scaled": (a, b)}.items():
         out = tmp_path / key
         sets = [x for kv in BASE + scaled(la, lb) for x in ("--set", kv)]
-        assert main(["run", "scenarios/square-mud.yaml", "--out", str(out), "--quiet", *sets]) == 0
+        assert main(["run", SQUARE, "--out", str(out), "--quiet", *sets]) == 0
         runs[key] = pv.read(out / "fields_0002.vti").point_data
     ref, sc = runs["ref"], runs["scaled"]
     assert np.abs(ref["phi"]).max() > 1e-3  # something happened

@@ -215,12 +215,21 @@ def _execute(args, scn, job, *, device, out, total, verb, extra=""):
     """Build and execute a job (a Run or an Inversion) with a progress bar, the output folder's
     lock and the exit codes. Returns the job's summary, or an exit code when it did not finish."""
     import torch
+
+    threads = torch.get_num_threads()  # main() may be called in-process: give the caller's back
+    if scn.solver.threads > 0:
+        torch.set_num_threads(scn.solver.threads)
+    try:
+        return _execute_with_progress(args, scn, job, device=device, out=out, total=total, verb=verb, extra=extra)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _execute_with_progress(args, scn, job, *, device, out, total, verb, extra):
     from tqdm import tqdm
 
     from .runner import output_lock
 
-    if scn.solver.threads > 0:
-        torch.set_num_threads(scn.solver.threads)
     rank, device = _join_torchrun(device)
     interactive = sys.stderr.isatty() and not args.quiet and rank == 0
     bar = tqdm(total=None, disable=not interactive, unit="it", dynamic_ncols=True, desc=scn.name)

@@ -1,0 +1,320 @@
+"""The scenario schema: every key of a scenario file, its type, bounds and default.
+
+Pydantic models, strict and immutable; `vefrac.config` reads files into them and re-exports
+them (`config.Scenario`, `config.Rectangle`, ...). No torch in this module.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from .errors import InputError
+from .imageio import read_grey
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
+
+
+PositiveFloat = Annotated[float, Field(gt=0)]
+Pair = Annotated[list[PositiveFloat], Field(min_length=2, max_length=2)]
+
+
+def _input_path(value: str, info: ValidationInfo) -> Path:
+    """A path from the scenario, relative to the scenario's folder; ValueError if unusable."""
+    base = Path((info.context or {}).get("base_dir", "."))
+    try:
+        path = Path(value).expanduser()
+        path = path if path.is_absolute() else base / path
+        path.is_file()  # raises OSError for names the system cannot hold
+    except (RuntimeError, OSError, ValueError) as exc:
+        raise ValueError(f"{value!r} is not a usable path: {exc}") from None
+    return path
+
+
+def _resolve_image(value: str, info: ValidationInfo) -> str:
+    """Resolve an image path relative to the scenario's folder and check it can be read."""
+    path = _input_path(value, info)
+    try:
+        read_grey(path)
+    except InputError as exc:  # re-raised as ValueError so that the message names the key
+        raise ValueError(str(exc)) from None
+    return str(path.resolve())
+
+
+# ----------------------------------------------------------------------------- domain
+
+
+class Rectangle(_Strict):
+    shape: Literal["rectangle"]
+    size: Pair = [1.0, 1.0]
+    periodic: Annotated[list[bool], Field(min_length=2, max_length=2)] = [False, False]
+
+
+class Disk(_Strict):
+    shape: Literal["disk"]
+    radius: PositiveFloat = 0.5
+
+
+class Polygon(_Strict):
+    shape: Literal["polygon"]
+    vertices: list[Annotated[list[float], Field(min_length=2, max_length=2)]]
+
+    @field_validator("vertices")
+    @classmethod
+    def _simple_polygon(cls, v: list[list[float]]) -> list[list[float]]:
+        if len(v) < 3:
+            raise ValueError(f"a polygon needs at least 3 vertices [x, y] (got {len(v)})")
+        if _self_intersects(v):
+            raise ValueError("the polygon's edges cross each other; give the vertices in order "
+                             "around a simple (non-self-intersecting) outline")
+        if abs(_shoelace(v)) <= 0.0:
+            raise ValueError("the polygon has zero area")
+        return v
+
+
+class Mask(_Strict):
+    shape: Literal["mask"]
+    image: str
+    size: Pair
+    threshold: Annotated[float, Field(gt=0, lt=1)] = 0.5
+
+    _image = field_validator("image")(_resolve_image)
+
+
+class Mesh(_Strict):
+    shape: Literal["mesh"]
+    file: str
+
+    @field_validator("file")
+    @classmethod
+    def _mesh_exists(cls, value: str, info: ValidationInfo) -> str:
+        path = _input_path(value, info)
+        if not path.is_file():
+            raise ValueError(f"mesh file {str(path)!r} does not exist")
+        return str(path.resolve())
+
+
+Domain = Annotated[Union[Rectangle, Disk, Polygon, Mask, Mesh], Field(discriminator="shape")]
+
+
+# ----------------------------------------------------------------------------- physics
+
+
+class Material(_Strict):
+    lame_lambda: Annotated[float, Field(ge=0)] = 1.0
+    lame_mu: PositiveFloat = 1.0
+    substrate_stiffness: PositiveFloat = 400.0
+    split: Literal["amor", "spectral", "none"] = "amor"
+
+
+class ConstantToughness(_Strict):
+    kind: Literal["constant"]
+    mean: PositiveFloat = 1.0e-3
+
+
+class LogNormalToughness(_Strict):
+    kind: Literal["lognormal"]
+    mean: PositiveFloat = 1.0e-3
+    cv: Annotated[float, Field(ge=0)] = 0.2
+    correlation_length: PositiveFloat = 0.05
+
+
+class NetworkToughness(_Strict):
+    kind: Literal["network"]
+    mean: PositiveFloat = 1.0e-3
+    cv: Annotated[float, Field(ge=0)] = 0.2
+    correlation_length: PositiveFloat = 0.05
+    features: Annotated[int, Field(ge=8, le=65536)] = 256
+
+
+class ImageToughness(_Strict):
+    kind: Literal["image"]
+    image: str
+    range: Pair
+
+    _image = field_validator("image")(_resolve_image)
+
+    @field_validator("range")
+    @classmethod
+    def _ordered(cls, v: list[float]) -> list[float]:
+        if v[0] > v[1]:
+            raise ValueError(f"range must be [Gmin, Gmax] with Gmin <= Gmax (got {v})")
+        return v
+
+
+Toughness = Annotated[
+    Union[ConstantToughness, LogNormalToughness, NetworkToughness, ImageToughness],
+    Field(discriminator="kind"),
+]
+
+
+class Fracture(_Strict):
+    enabled: bool = True
+    model: Literal["at2", "at1"] = "at2"
+    length_scale: PositiveFloat = 0.01
+    residual_stiffness: Annotated[float, Field(ge=0, lt=1)] = 1.0e-6
+    toughness: Toughness = LogNormalToughness(kind="lognormal")
+
+
+class Shrinkage(_Strict):
+    rate: PositiveFloat = 1.0
+    t_end: PositiveFloat = 0.1
+
+
+class Output(_Strict):
+    snapshots: Annotated[int, Field(ge=2, le=10000)] = 20
+    resolution: Annotated[int, Field(ge=16, le=8192)] = 256
+
+
+# ----------------------------------------------------------------------------- numerics
+
+
+class Network(_Strict):
+    fourier_features: Annotated[int, Field(ge=1, le=8192)] = 128
+    fourier_scale: Annotated[float, Field(gt=0)] | None = None
+    # multi-scale features: one σ per group, the features split evenly; None: one scale
+    fourier_scales: Annotated[list[PositiveFloat], Field(min_length=1, max_length=64)] | None = None
+    hidden_layers: Annotated[int, Field(ge=1, le=16)] = 3
+    width: Annotated[int, Field(ge=4, le=4096)] = 64
+    time_knots: Annotated[int, Field(ge=2, le=1024)] = 16
+
+    @field_validator("fourier_scales")
+    @classmethod
+    def _one_scale_setting(cls, v: list[float] | None, info: ValidationInfo) -> list[float] | None:
+        if v is None:
+            return v
+        if info.data.get("fourier_scale") is not None:
+            raise ValueError("give network.fourier_scale (one scale) or network.fourier_scales "
+                             "(several), not both")
+        features = info.data.get("fourier_features")
+        if features is not None and len(v) > features:
+            raise ValueError(f"{len(v)} scales for {features} network.fourier_features: every scale "
+                             f"needs at least one feature")
+        return v
+
+
+class Solver(_Strict):
+    backend: Literal["pinn", "fem"] = "pinn"
+    time: Literal["load_stepping", "space_time"] = "load_stepping"
+    load_steps: Annotated[int, Field(ge=1, le=10000)] = 16
+    iterations: Annotated[int, Field(ge=1, le=10_000_000)] = 120
+    first_step_iterations: Annotated[int, Field(ge=1, le=10_000_000)] = 400
+    points: Annotated[int, Field(ge=64, le=1 << 26)] = 8192
+    sampling: Literal["stratified", "sobol", "uniform", "importance"] = "stratified"
+    importance_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.5  # importance: share of points from q
+    learning_rate: PositiveFloat = 2.0e-3
+    final_lr_fraction: Annotated[float, Field(gt=0, le=1)] = 0.1
+    lbfgs_iterations: Annotated[int, Field(ge=0, le=100000)] = 0
+    phi_bias: Annotated[float, Field(le=0)] = -6.0
+    cache_points_per_length: PositiveFloat = 3.0
+    threads: Annotated[int, Field(ge=0, le=1024)] = 1
+    checkpoint_every: Annotated[int, Field(ge=1)] = 500
+    dtype: Literal["float32", "float64"] = "float32"
+    chunk_points: Annotated[int, Field(ge=64, le=1 << 26)] = 65536
+    compile: bool = False  # torch.compile the loss (energy + forward-mode derivatives)
+    # reduced-precision matmuls in the loss, used only if the gradient passes a check against float32
+    precision: Literal["float32", "tf32", "bf16"] = "float32"
+    # adaptive load steps: after a step's budget, more blocks of `iterations` while the crack
+    # length still changes by more than step_tolerance × the domain's length per block
+    step_tolerance: Annotated[float, Field(gt=0, lt=1)] | None = None
+    max_step_iterations: Annotated[int, Field(ge=1, le=10_000_000)] = 1000
+
+
+class Fem(_Strict):
+    """The finite-element reference backend (solver.backend: fem), see vefrac/fem.py."""
+
+    points_per_length: PositiveFloat = 2.0
+    elements_per_length: Annotated[int, Field(ge=2, le=100000)] = 200
+    tolerance: PositiveFloat = 1.0e-3
+    max_iterations: Annotated[int, Field(ge=1, le=1_000_000)] = 500
+    acceleration: Literal["overrelaxation", "none"] = "overrelaxation"
+    relaxation: Annotated[float, Field(ge=1, lt=2)] = 1.8
+
+
+class Observation(_Strict):
+    """How `vefrac invert` reads the crack image (see vefrac/observe.py)."""
+
+    cracks: Literal["auto", "dark", "light"] = "auto"  # auto: the minority side of the threshold
+    threshold: Annotated[float, Field(gt=0, lt=1)] | None = None  # grey level; None: Otsu's
+    crop: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=4, max_length=4)] | None = None
+    size: Pair | None = None  # physical [w, h] the (cropped) image spans; None: the domain's box
+    mask: str | None = None  # image of the material region (light = material), same framing
+    min_crack_length: Annotated[float, Field(ge=0)] | None = None  # drop specks shorter; None: 4 s
+    time: PositiveFloat | None = None  # when the picture was taken; None: shrinkage.t_end
+
+    _mask = field_validator("mask")(lambda v, info: v if v is None else _resolve_image(v, info))
+
+    @field_validator("crop")
+    @classmethod
+    def _crop_box(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and (v[2] <= v[0] or v[3] <= v[1]):
+            raise ValueError(f"crop must be [left, top, right, bottom] pixels with right > left and "
+                             f"bottom > top (got {v})")
+        return v
+
+
+class Prior(_Strict):
+    """What is assumed of G(x) before the image: its mean and how smooth it is."""
+
+    mean: PositiveFloat | None = None  # None: fracture.toughness.mean
+    mean_weight: Annotated[float, Field(ge=0, le=1)] = 0.5  # pull of mean log G towards log(mean) per update
+    correlation_length: PositiveFloat | None = None  # smoothing length of the G updates; None: 2 s
+    cv: Annotated[float, Field(ge=0)] | None = None  # spread of the start of each seed (seeds > 1); None: the toughness's cv or 0.5
+
+
+class Invert(_Strict):
+    """The inverse mode: infer G(x) from a crack image (`vefrac invert`)."""
+
+    unknown: Literal["grid", "network"] = "grid"
+    grid_spacing: PositiveFloat | None = None  # coarse grid of log G; None: s
+    observation: Observation = Observation()
+    prior: Prior = Prior()
+    misfit_weight: PositiveFloat = 10.0  # in units of the surface energy density G/(2s)
+    outer_iterations: Annotated[int, Field(ge=1, le=10000)] = 10
+    step: PositiveFloat = 0.3  # largest change of log G per outer iteration
+    assimilation_iterations: Annotated[int, Field(ge=1, le=10_000_000)] = 300
+    seeds: Annotated[int, Field(ge=1, le=100)] = 1
+    overlap_tolerance: PositiveFloat = 2.0  # in units of s: how far a crack may be and still match
+
+
+class Scenario(_Strict):
+    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9._-]+$")] = "scenario"
+    seed: Annotated[int, Field(ge=0, lt=2**63)] = 0
+    domain: Domain = Rectangle(shape="rectangle")
+    material: Material = Material()
+    fracture: Fracture = Fracture()
+    shrinkage: Shrinkage = Shrinkage()
+    output: Output = Output()
+    network: Network = Network()
+    solver: Solver = Solver()
+    fem: Fem = Fem()
+    invert: Invert = Invert()
+
+
+def _shoelace(v: list[list[float]]) -> float:
+    return 0.5 * sum(v[i][0] * v[(i + 1) % len(v)][1] - v[(i + 1) % len(v)][0] * v[i][1]
+                     for i in range(len(v)))
+
+
+def _self_intersects(v: list[list[float]]) -> bool:
+    n = len(v)
+
+    def cross(o, a, b):
+        return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
+
+    def proper(p1, p2, q1, q2):
+        d1, d2 = cross(q1, q2, p1), cross(q1, q2, p2)
+        d3, d4 = cross(p1, p2, q1), cross(p1, p2, q2)
+        return (d1 * d2 < 0) and (d3 * d4 < 0)
+
+    for i in range(n):
+        for j in range(i + 1, n):
+            if j == i + 1 or (i == 0 and j == n - 1):
+                continue  # neighbouring edges share a vertex
+            if proper(v[i], v[(i + 1) % n], v[j], v[(j + 1) % n]):
+                return True
+    return len({(a, b) for a, b in v}) < n  # repeated vertices
