@@ -133,14 +133,14 @@ def _invert(args, scn) -> int:
 
 
 def _observe_only(args, scn, out: Path, device) -> int:
-    from .analysis import _skeleton_length
+    from .analysis import length_of_skeleton
     from .inverse import Inversion
 
     work = Inversion(scn, Path(args.image), out, device=device, log=lambda line: print(line, file=sys.stderr))
     out.mkdir(parents=True, exist_ok=True)
     work._plot_observation()
     ob = work.observed
-    length = _skeleton_length(ob.skeleton, work.grid.spacing)
+    length = length_of_skeleton(ob.skeleton, work.grid.spacing)
     print(f"{args.image}: {ob.cracks} cracks below/above grey level {ob.threshold:.3g}, observed crack length "
           f"{length:.3g} on {ob.material.mean():.0%} of the grid (pixel {ob.pixel_size[0]:.3g} × "
           f"{ob.pixel_size[1]:.3g}, s = {work.s:.3g})\npicture: {out / 'observation.png'}")

@@ -37,7 +37,7 @@ from scipy.spatial import cKDTree
 from skimage.morphology import remove_small_holes
 
 from . import config
-from .analysis import _skeleton_length, crack_skeleton
+from .analysis import crack_skeleton, length_of_skeleton
 from .errors import InputError
 from .geometry import Domain, Grid
 from .imageio import read_grey
@@ -305,7 +305,7 @@ def _centre_lines(crack_pixels: np.ndarray, *, pixel, min_length: float) -> np.n
     keep = np.zeros(n + 1, dtype=bool)
     for k, box in enumerate(ndimage.find_objects(labels), start=1):
         piece = skeleton[box] & (labels[box] == k)
-        keep[k] = piece.any() and _skeleton_length(piece, pixel) >= min_length
+        keep[k] = piece.any() and length_of_skeleton(piece, pixel) >= min_length
     return skeleton & keep[labels]
 
 
