@@ -29,6 +29,7 @@ usable input gives warning strings in `Observed.warnings`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,11 +37,11 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 from skimage.morphology import remove_small_holes
 
-from . import config
+from . import config, ridges
 from .analysis import crack_skeleton, length_of_skeleton
 from .errors import InputError
 from .geometry import Domain, Grid
-from .imageio import read_grey
+from .imageio import picture_size, read_grey
 
 _KEY = "invert.observation"
 # Beyond this many s, exp(-d/s) < 1e-17: φ is stored as exactly 0 there.
@@ -125,7 +126,8 @@ def read_observation(path, spec: config.Observation, *, domain: Domain, grid: Gr
     Returns an `Observed` whose arrays have grid.shape. Raises InputError on bad input.
     """
     warnings: list[str] = []
-    full = read_grey(path)
+    width = 3.0 * s if spec.crack_width is None else spec.crack_width
+    full = read_grey(path, shrink=_shrink(path, spec, domain=domain, grid=grid, s=s, width=width))
     grey = _crop(full, spec.crop, path)[::-1]  # row 0 = smallest y from here on
     frame = _frame(grey.shape, spec.size, domain, path, warnings)
     px, py = frame.pixel
@@ -160,17 +162,40 @@ def read_observation(path, spec: config.Observation, *, domain: Domain, grid: Gr
     # detail finer than s is noise to a model of width s: smooth it away before thresholding,
     # so that noisy crack edges do not sprout spurs and holes (which thin into loops)
     # (normalised over the material: the background outside a dish must not bleed in)
-    sigma, weight = [0.25 * s / py, 0.25 * s / px], on_image.astype(float)
-    grey = np.where(on_image, ndimage.gaussian_filter(grey * weight, sigma, mode="nearest")
-                    / np.maximum(ndimage.gaussian_filter(weight, sigma, mode="nearest"), 1e-12), grey)
+    width_px = width / math.sqrt(px * py)
+    raw = grey  # what observation.png shows; grey is what is thresholded
+    if spec.illumination == "flatten" or (spec.illumination == "auto" and spec.method == "ridge"):
+        grey = ridges.flatten(grey, scale=8.0 * width_px, weight=on_image)
+    flat = grey
+    grey = _smooth_over(flat, on_image, [0.25 * s / py, 0.25 * s / px])
     threshold, cracks = _threshold(grey[on_image], spec, path, warnings)
-    crack_pixels = on_image & ((grey <= threshold) if cracks == "dark" else (grey > threshold))
+    if spec.method == "ridge":
+        # outside the material (a dish's rim, the table) must not read as a line: fill it in
+        filled = np.where(on_image, flat, np.median(flat[on_image]))
+        strength = ridges.ridge_strength(filled, width=width_px, dark=cracks == "dark")
+        if spec.hysteresis is None:
+            from skimage.filters import threshold_otsu
+
+            high = float(threshold_otsu(strength[on_image]))
+            low = 0.5 * high
+        else:
+            low, high = spec.hysteresis
+        crack_pixels = ridges.hysteresis(strength, low=low, high=high, where=on_image)
+        threshold = high
+    else:
+        crack_pixels = on_image & ((grey <= threshold) if cracks == "dark" else (grey > threshold))
     crack_pixels = _fill_small_holes(crack_pixels, max_pixels=int((2 * s) ** 2 / (px * py)))
     if not crack_pixels.any():
+        what = f"{_KEY}.hysteresis" if spec.method == "ridge" else f"{_KEY}.threshold"
         raise InputError(f"image {str(path)!r}: no {cracks} crack pixels at threshold {threshold:.3g}; "
-                         f"check {_KEY}.threshold and {_KEY}.cracks")
+                         f"check {what} and {_KEY}.cracks")
     min_length = 4.0 * s if spec.min_crack_length is None else spec.min_crack_length
-    centre_lines = _centre_lines(crack_pixels, pixel=frame.pixel, min_length=min_length)
+    ridge = spec.method == "ridge"
+    prune = spec.prune_length if spec.prune_length is not None else (3.0 * width if ridge else 0.0)
+    gaps = spec.close_gaps if spec.close_gaps is not None else (3.0 * width if ridge else 0.0)
+    centre_lines = _centre_lines(crack_pixels, pixel=frame.pixel, min_length=min_length,
+                                 prune=prune / math.sqrt(px * py), gaps=gaps / math.sqrt(px * py),
+                                 where=on_image)
     if not centre_lines.any():
         raise InputError(f"image {str(path)!r}: no crack is longer than {_KEY}.min_crack_length = "
                          f"{min_length:.3g} (default 4 s); check {_KEY}.min_crack_length, "
@@ -182,7 +207,9 @@ def read_observation(path, spec: config.Observation, *, domain: Domain, grid: Gr
     phi = np.where(material & np.isfinite(d), np.exp(-d / s), 0.0)
     # the same operator as for the model's cracks, so the two skeletons compare fairly
     skeleton = crack_skeleton(phi, mask=material)
-    grey_on_grid = np.where(frame.covers(points), _smoothed(grey, frame, grid, points), 0.0)
+    # the picture as taken (not flattened) is what a user recognises in observation.png
+    shown = grey if flat is raw else _smooth_over(raw, on_image, [0.25 * s / py, 0.25 * s / px])
+    grey_on_grid = np.where(frame.covers(points), _smoothed(shown, frame, grid, points), 0.0)
     return Observed(phi=phi, skeleton=skeleton, material=material,
                     grey=np.clip(grey_on_grid, 0.0, 1.0).reshape(grid.shape), cracks=cracks,
                     threshold=float(threshold), pixel_size=(float(px), float(py)),
@@ -293,12 +320,38 @@ def _fill_small_holes(mask: np.ndarray, *, max_pixels: int) -> np.ndarray:
         return remove_small_holes(mask, area_threshold=max_pixels + 1)
 
 
-def _centre_lines(crack_pixels: np.ndarray, *, pixel, min_length: float) -> np.ndarray:
-    """crack_pixels: (H, W) bool. Returns (H, W) bool: the centre lines (Lee's thinning) of the
-    8-connected crack pieces whose centre line is at least min_length long (physical)."""
+def _smooth_over(grey: np.ndarray, where: np.ndarray, sigma) -> np.ndarray:
+    """grey smoothed by a Gaussian normalised over `where` (the background outside a dish must
+    not bleed in); unchanged outside `where`."""
+    weight = where.astype(grey.dtype)
+    return np.where(where, ndimage.gaussian_filter(grey * weight, sigma, mode="nearest")
+                    / np.maximum(ndimage.gaussian_filter(weight, sigma, mode="nearest"), 1e-12), grey)
+
+
+def _shrink(path, spec: config.Observation, *, domain: Domain, grid: Grid, s: float, width: float) -> int:
+    """The integer factor by which a big photo can be reduced on reading and still resolve
+    s/4, half the grid spacing and (ridge) a sixth of the crack width. 1 with a crop."""
+    if spec.crop is not None:
+        return 1
+    w_px, h_px = picture_size(path)
+    w, h = domain.size if spec.size is None else spec.size
+    finest = min(0.25 * s, 0.5 * min(grid.spacing), width / 6.0 if spec.method == "ridge" else math.inf)
+    return max(1, int(finest / max(w / w_px, h / h_px)))
+
+
+def _centre_lines(crack_pixels: np.ndarray, *, pixel, min_length: float, prune: float = 0.0,
+                  gaps: float = 0.0, where=None) -> np.ndarray:
+    """crack_pixels: (H, W) bool. Returns (H, W) bool: the centre lines (Lee's thinning), spurs
+    shorter than `prune` pixels removed and free ends within `gaps` pixels joined (inside
+    `where`), of the 8-connected crack pieces whose centre line is at least min_length long
+    (physical)."""
     from skimage.morphology import skeletonize
 
     skeleton = np.asarray(skeletonize(crack_pixels, method="lee"), dtype=bool)
+    if prune > 0 or gaps > 0:
+        skeleton = ridges.close_gaps(ridges.prune_spurs(skeleton, max_length=prune), max_gap=gaps, where=where)
+        return ridges.drop_short_pieces(skeleton, min_length=min_length,
+                                        length_of=lambda piece: length_of_skeleton(piece, pixel))
     if min_length <= 0:
         return skeleton
     labels, n = ndimage.label(crack_pixels, structure=np.ones((3, 3), bool))
