@@ -160,22 +160,27 @@ def _reached(skel: np.ndarray, start, limit: int, box) -> set:
 
 
 def close_gaps(skel: np.ndarray, *, max_gap: float, where: np.ndarray | None = None) -> np.ndarray:
-    """Join each free end to the nearest skeleton pixel ahead of it (within 60° of the end's
-    direction) at most max_gap pixels away that is not its own branch (not reached along the
-    skeleton within 2·max_gap steps). The joining segment must lie in `where` (bool (H, W)).
-    Returns a new (H, W) bool skeleton."""
+    """Join each free end to the nearest target ahead of it (within 60° of the end's direction)
+    at most max_gap pixels away: a skeleton pixel that is not its own branch (not reached along
+    the skeleton within 2·max_gap steps), or the edge of `where` (bool (H, W), the material; the
+    picture's border is an edge too), so that cracks running out of the frame meet it. The
+    joining segment must lie in `where`. Returns a new (H, W) bool skeleton."""
     from skimage.draw import line
 
     skel = np.array(skel, dtype=bool)
     if max_gap < 1:
         return skel
-    h, w = skel.shape
-    deg = degree(skel)
+    where = np.ones(skel.shape, bool) if where is None else np.asarray(where, bool)
+    # one pixel of "outside" all round: the picture's border is the material's edge
+    inside = np.pad(where, 1)
+    original = np.pad(skel, 1)
+    out = original.copy()
+    target = original | ~inside
+    h, w = original.shape
+    deg = degree(original)
     r = int(math.ceil(max_gap))
     ahead = math.cos(math.radians(_AHEAD_DEGREES))
-    ends = list(zip(*np.nonzero(skel & (deg == 1))))
-    original = skel.copy()
-    for j, i in ends:
+    for j, i in zip(*np.nonzero(original & (deg == 1))):
         j, i = int(j), int(i)
         path, _ = _branch_from(original, deg, (j, i), _DIRECTION_PIXELS)
         back = np.subtract((j, i), path[-1], dtype=float)
@@ -184,21 +189,28 @@ def close_gaps(skel: np.ndarray, *, max_gap: float, where: np.ndarray | None = N
         direction = back / np.hypot(*back)
         box = (max(0, j - r), min(h, j + r + 1), max(0, i - r), min(w, i + r + 1))
         own = _reached(original, (j, i), 2 * r, box)
-        jj, ii = np.nonzero(original[box[0]:box[1], box[2]:box[3]])
+        jj, ii = np.nonzero(target[box[0]:box[1], box[2]:box[3]])
         jj, ii = jj + box[0], ii + box[2]
         offset = np.column_stack([jj - j, ii - i]).astype(float)
         dist = np.hypot(offset[:, 0], offset[:, 1])
-        ok = (dist <= max_gap) & (dist > 0)
-        ok &= (offset @ direction) >= ahead * dist
+        ok = (dist <= max_gap) & (dist > 0) & ((offset @ direction) >= ahead * dist)
         ok &= np.fromiter(((a, b) not in own for a, b in zip(jj, ii)), dtype=bool, count=len(jj))
         if not ok.any():
             continue
         k = int(np.argmin(np.where(ok, dist, np.inf)))
         rr, cc = line(j, i, int(jj[k]), int(ii[k]))
-        if where is not None and not where[rr, cc].all():
+        rr, cc = rr[inside[rr, cc]], cc[inside[rr, cc]]  # up to the edge, not beyond
+        if not inside[rr, cc].all() or not _on_segment_inside(inside, rr, cc):
             continue
-        skel[rr, cc] = True
-    return skel
+        out[rr, cc] = True
+    return out[1:-1, 1:-1]
+
+
+def _on_segment_inside(inside: np.ndarray, rr: np.ndarray, cc: np.ndarray) -> bool:
+    """True when the pixels kept form an unbroken run (the segment never left the material and came back)."""
+    if len(rr) < 2:
+        return len(rr) == 1
+    return bool(np.all(np.maximum(np.abs(np.diff(rr)), np.abs(np.diff(cc))) <= 1))
 
 
 def drop_short_pieces(skel: np.ndarray, *, min_length: float, length_of) -> np.ndarray:
