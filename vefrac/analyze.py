@@ -94,10 +94,21 @@ def picture_source(path: str | Path, *, size=None, scenario: config.Scenario | N
         unit = "scenario"
     grid = domain.grid(resolution)
     ob = read_observation(path, spec, domain=domain, grid=grid, s=s)
-    info = {"kind": "picture", "path": str(path), "length_unit": unit, "method": spec.method,
-            "cracks": ob.cracks, "threshold": ob.threshold, "pixel_size": list(ob.pixel_size),
-            "warnings": list(ob.warnings)}
+    return observed_source(ob, grid=grid, s=s, path=path, unit=unit, method=spec.method)
+
+
+def observed_source(ob, *, grid: Grid, s: float, path, unit: str = "scenario", method: str = "threshold") -> Source:
+    """A Source from an `observe.Observed` read onto grid (what `vefrac invert --observe-only` read)."""
+    info = {"kind": "picture", "path": str(path), "length_unit": unit, "method": method, "cracks": ob.cracks,
+            "threshold": ob.threshold, "pixel_size": list(ob.pixel_size), "warnings": list(ob.warnings)}
     return Source(phi=ob.phi, mask=ob.material, grid=grid, s=s, info=info, grey=ob.grey, observed=ob)
+
+
+def write_observation_vti(path, ob, grid: Grid) -> Path:
+    """The observed field as `vefrac invert` fits it: phi_observed, observed_skeleton, material, grey."""
+    return export.write_vti(path, origin=grid.origin, spacing=grid.spacing,
+                            point_data={"phi_observed": ob.phi, "observed_skeleton": ob.skeleton,
+                                        "material": ob.material, "grey": ob.grey})
 
 
 def load_source(path: str | Path, *, size=None, scenario: config.Scenario | None = None) -> Source:

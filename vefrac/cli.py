@@ -4,6 +4,7 @@
     vefrac invert SCENARIO.yaml --image CRACKS.png [--out DIR] [--set ...] [--device ...] [--resume]
     vefrac check SCENARIO.yaml [--set ...]
     vefrac compare RUN_A RUN_B [--picture FILE.png]
+    vefrac analyze PICTURE_OR_RUN [--size W H] [--out DIR] [--scenario YAML]
 
 Exit codes: 0 success; 2 bad input (one message naming the key or file); 1 a failure while running.
 """
@@ -55,6 +56,13 @@ def _parser() -> argparse.ArgumentParser:
     cmp.add_argument("run_a", help="output folder of the first run (the reference, say)")
     cmp.add_argument("run_b", help="output folder of the second run")
     cmp.add_argument("--picture", default="compare.png", help="side-by-side PNG to write (default: compare.png)")
+    ana = sub.add_parser("analyze", help="statistics of a crack pattern, of a picture or a finished run alike")
+    ana.add_argument("source", help="picture of cracks (PNG, JPEG, TIFF) or a finished run's output folder")
+    ana.add_argument("--size", nargs=2, type=float, metavar=("W", "H"),
+                     help="physical width and height the picture spans (default: pixels)")
+    ana.add_argument("--out", help="output folder (default: outputs/<name>-analysis)")
+    ana.add_argument("--scenario", help="read the picture with this scenario's domain, fracture.length_scale, "
+                     "output.resolution and invert.observation keys")
     return p
 
 
@@ -64,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # argparse has printed its usage message
         return int(exc.code or 0)
     try:
+        if args.command == "analyze":
+            return _analyze(args)
         if args.command == "compare":
             from .compare import compare
 
@@ -82,6 +92,23 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as exc:
         print(f"vefrac: error: {exc}", file=sys.stderr)
         return 2
+
+
+def _analyze(args) -> int:
+    from .analyze import analyse, load_source, report, write_analysis
+    from .config import load_scenario
+
+    scn = load_scenario(args.scenario) if args.scenario else None
+    source = load_source(args.source, size=args.size, scenario=scn)  # reads everything before writing
+    pat = analyse(source)
+    name = Path(args.source).stem if Path(args.source).is_file() else Path(args.source).resolve().name
+    out = Path(args.out) if args.out else Path("outputs") / f"{name}-analysis"
+    for warning in source.info.get("warnings", []):
+        print(f"warning: {warning}", file=sys.stderr)
+    written = write_analysis(out, source, pat)
+    print(report(source, pat))
+    print("wrote " + ", ".join(str(p) for p in written))
+    return 0
 
 
 def _run(args, scn) -> int:
@@ -134,16 +161,22 @@ def _invert(args, scn) -> int:
 
 def _observe_only(args, scn, out: Path, device) -> int:
     from .analysis import length_of_skeleton
+    from .analyze import analyse, observed_source, write_analysis, write_observation_vti
     from .inverse import Inversion
 
     work = Inversion(scn, Path(args.image), out, device=device, log=lambda line: print(line, file=sys.stderr))
     out.mkdir(parents=True, exist_ok=True)
     work._plot_observation()
     ob = work.observed
+    source = observed_source(ob, grid=work.grid, s=work.s, path=args.image,
+                             method=scn.invert.observation.method)
+    write_observation_vti(out / "observation.vti", ob, work.grid)
+    write_analysis(out, source, analyse(source), vti=False)
     length = length_of_skeleton(ob.skeleton, work.grid.spacing)
     print(f"{args.image}: {ob.cracks} cracks below/above grey level {ob.threshold:.3g}, observed crack length "
           f"{length:.3g} on {ob.material.mean():.0%} of the grid (pixel {ob.pixel_size[0]:.3g} × "
-          f"{ob.pixel_size[1]:.3g}, s = {work.s:.3g})\npicture: {out / 'observation.png'}")
+          f"{ob.pixel_size[1]:.3g}, s = {work.s:.3g})\npicture: {out / 'observation.png'}; open "
+          f"{out / 'observation.vti'} in ParaView; statistics: {out / 'analysis.json'}")
     return 0
 
 

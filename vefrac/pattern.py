@@ -7,7 +7,8 @@ arrays, row 0 at the smallest y, spacing (hx, hy), origin (x0, y0), mask = the m
 - cracks: φ > threshold (0.5); their centre lines (`analysis.crack_skeleton`) and length L;
   crack length per unit area L/A and the mean crack spacing 2A/L (a network of squares of side a
   has L/A = 2/a, so 2A/L = a), and the mean intercepts: the material length along grid rows
-  (columns) divided by the number of cracks a row (column) crosses;
+  (columns) divided by the number of cracks a row (column) crosses (runs of crack longer than
+  three band widths lie along a crack, not across it, and are left out);
 - cells: 4-connected regions between cracks (`analysis.fragments`), their areas, and which touch
   the edge of the material (cut by the frame, so their areas are lower bounds);
 - junctions: `analysis.skeleton_junctions`, T (one pair of arms near 180°), Y, X (≥ 4 arms), and
@@ -89,16 +90,20 @@ def nematic_order(theta_degrees: np.ndarray) -> tuple[float, float]:
     return float(abs(z)), float(np.degrees(0.5 * np.angle(z)) % 180.0)
 
 
-def _crossings(cracks: np.ndarray, mask: np.ndarray, axis: int) -> int:
-    """Number of crack bands crossed walking along rows (axis=1) or columns (axis=0) inside the mask."""
-    inside = cracks & mask
-    pad = np.zeros_like(inside)
-    lo = [slice(None)] * 2
-    lo[axis] = slice(1, None)
-    hi = [slice(None)] * 2
-    hi[axis] = slice(None, -1)
-    pad[tuple(lo)] = inside[tuple(hi)]
-    return int(np.count_nonzero(inside & ~pad))  # starts of runs
+def _intercept(cracks: np.ndarray, mask: np.ndarray, *, axis: int, h: float, longest: float) -> float | None:
+    """Mean intercept along rows (axis=1) or columns (axis=0): the material length walked divided
+    by the number of crack bands crossed. A run of crack longer than `longest` runs along a crack
+    rather than across it: neither a crossing nor walked length. None when nothing is crossed."""
+    inside = np.moveaxis(cracks & mask, axis, -1)
+    walked = np.moveaxis(mask, axis, -1).sum() * h
+    padded = np.pad(inside, [(0, 0), (1, 1)]).astype(np.int8)
+    edges = np.diff(padded, axis=-1)
+    starts, ends = np.nonzero(edges == 1), np.nonzero(edges == -1)
+    lengths = (ends[1] - starts[1]) * h  # both in row-major order: the k-th start pairs with the k-th end
+    along = lengths > longest
+    crossings = int(np.count_nonzero(~along))
+    walked -= float(lengths[along].sum())
+    return walked / crossings if crossings else None
 
 
 def _edge_cells(labels: np.ndarray, mask: np.ndarray, count: int) -> np.ndarray:
@@ -146,8 +151,10 @@ def crack_pattern(phi, *, mask=None, spacing, origin=(0.0, 0.0), s, threshold=0.
     order, director = nematic_order(theta[np.isfinite(theta)])
     bins = np.arange(0.0, 180.0 + _ORIENTATION_BIN / 2, _ORIENTATION_BIN)
     hist, _ = np.histogram(theta[np.isfinite(theta)], bins=bins)
-    cross_x, cross_y = _crossings(cracks, mask, 1), _crossings(cracks, mask, 0)
-    len_x, len_y = np.count_nonzero(mask) * hx, np.count_nonzero(mask) * hy
+    # a band crossed at 20° from its direction is ~3 widths long along the line: longer runs lie along it
+    band = 2.0 * s * math.log(1.0 / threshold) if 0 < threshold < 1 else 2.0 * s
+    intercept_x = _intercept(cracks, mask, axis=1, h=hx, longest=3.0 * band + 2 * hx)
+    intercept_y = _intercept(cracks, mask, axis=0, h=hy, longest=3.0 * band + 2 * hy)
     kinds = {k: junc.kinds.count(k) for k in ("T", "Y", "X")}
     # a crack leaving the frame ends there: only free ends inside (beyond 2 s of the edge) count
     inner = ndimage.distance_transform_edt(np.pad(mask, 1), sampling=(hy, hx))[1:-1, 1:-1] > 2.0 * s
@@ -157,8 +164,8 @@ def crack_pattern(phi, *, mask=None, spacing, origin=(0.0, 0.0), s, threshold=0.
         "crack_length": length,
         "crack_length_per_area": length / area if area else 0.0,
         "crack_spacing": 2.0 * area / length if length else None,
-        "intercept_x": float(len_x / cross_x) if cross_x else None,
-        "intercept_y": float(len_y / cross_y) if cross_y else None,
+        "intercept_x": intercept_x,
+        "intercept_y": intercept_y,
         "cracked_fraction": float(np.count_nonzero(cracks) / max(1, np.count_nonzero(mask))),
         "cells": cells.count,
         "interior_cells": int(np.count_nonzero(~edge)),
@@ -184,6 +191,9 @@ def crack_pattern(phi, *, mask=None, spacing, origin=(0.0, 0.0), s, threshold=0.
 
 SCALARS = ("crack_length_per_area", "crack_spacing", "intercept_x", "intercept_y", "cells", "interior_cells",
            "junctions", "t_junction_fraction", "free_ends", "nematic_order", "cracked_fraction")
+
+
+SUMMARY_KEYS = SCALARS + ("interior_cell_area_mean", "interior_cell_area_cv", "junction_angle_mean")
 
 
 def summary_rows(stats: dict) -> list[tuple[str, float | int | None]]:
