@@ -2,8 +2,11 @@
 
 How a picture is read (keys under ``invert.observation``):
 
-1. ``read_grey`` (PNG, JPEG, TIFF; grey or colour; 8 or 16 bit), then ``crop`` =
-   [left, top, right, bottom] pixels, right and bottom excluded (Pillow's box).
+1. ``read_grey`` (PNG, JPEG, TIFF; grey or colour; 8 or 16 bit), upright (EXIF orientation
+   applied, as every photo viewer does), then ``crop`` = [left, top, right, bottom] pixels of the
+   upright picture, right and bottom excluded (Pillow's box). Without a crop, a photo much finer
+   than needed (pixels below s/4, half the grid spacing and, for ``method: ridge``, a sixth of
+   ``crack_width``) is reduced on reading by an integer factor.
 2. The cropped picture spans the physical box ``size`` = [w, h] (default: the domain's bounding
    box) centred on the centre of the domain's bounding box. As everywhere in vefrac
    (contracts.md) the top row of pixels lies along the largest y and the left column along the
@@ -13,7 +16,17 @@ How a picture is read (keys under ``invert.observation``):
 4. The picture is smoothed over s/4 (a Gaussian): detail finer than the model's crack width is
    noise to it. Threshold: ``threshold`` or Otsu's over the material pixels. ``cracks``: 'dark' (grey ≤
    threshold), 'light' (grey > threshold) or 'auto', the side with fewer pixels.
-5. Connected crack pieces (8-neighbours) whose skeleton is shorter than ``min_crack_length``
+   ``illumination``: 'flatten' divides the picture by its background (a Gaussian over 8 crack
+   widths) first, so shade and sun read alike; 'auto' (default) flattens for ``method: ridge`` only.
+   ``method: ridge`` (photographs of real layers, vefrac/ridges.py) replaces the threshold: Sato's
+   line filter at ``crack_width`` (default 3 s; the polarity as above), opened by a quarter-width
+   disk to drop finer texture, then hysteresis: pixels with strength above ``hysteresis`` [low,
+   high] high, and above low when connected to those (default: Otsu's threshold of the strength,
+   and half of it).
+5. After thinning, free spurs shorter than ``prune_length`` are removed and free ends are joined to
+   the crack (or the material's edge) ahead of them within ``close_gaps``, so cells close (both
+   default to 3 crack widths for ``method: ridge`` and 0 for ``threshold``).
+   Connected crack pieces (8-neighbours) whose skeleton is shorter than ``min_crack_length``
    (default 4 s) are dropped: dust, texture, JPEG noise; holes inside cracks smaller than
    (2 s)² are filled (they would thin into loops).
 6. The crack pixels are thinned to centre lines at the picture's resolution (Lee's thinning,

@@ -103,7 +103,7 @@ def _intercept(cracks: np.ndarray, mask: np.ndarray, *, axis: int, h: float, lon
     along = lengths > longest
     crossings = int(np.count_nonzero(~along))
     walked -= float(lengths[along].sum())
-    return walked / crossings if crossings else None
+    return float(walked / crossings) if crossings else None
 
 
 def _edge_cells(labels: np.ndarray, mask: np.ndarray, count: int) -> np.ndarray:
