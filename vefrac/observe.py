@@ -48,7 +48,6 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
-from skimage.morphology import remove_small_holes
 
 from . import config, ridges
 from .analysis import crack_skeleton, length_of_skeleton
@@ -180,7 +179,7 @@ def read_observation(path, spec: config.Observation, *, domain: Domain, grid: Gr
     if spec.illumination == "flatten" or (spec.illumination == "auto" and spec.method == "ridge"):
         grey = ridges.flatten(grey, scale=8.0 * width_px, weight=on_image)
     flat = grey
-    grey = _smooth_over(flat, on_image, [0.25 * s / py, 0.25 * s / px])
+    grey = ridges.smooth_over(flat, on_image, [0.25 * s / py, 0.25 * s / px])
     threshold, cracks = _threshold(grey[on_image], spec, path, warnings)
     if spec.method == "ridge":
         # outside the material (a dish's rim, the table) must not read as a line: fill it in
@@ -197,7 +196,7 @@ def read_observation(path, spec: config.Observation, *, domain: Domain, grid: Gr
         threshold = high
     else:
         crack_pixels = on_image & ((grey <= threshold) if cracks == "dark" else (grey > threshold))
-    crack_pixels = _fill_small_holes(crack_pixels, max_pixels=int((2 * s) ** 2 / (px * py)))
+    crack_pixels = ridges.fill_small_holes(crack_pixels, max_pixels=int((2 * s) ** 2 / (px * py)))
     if not crack_pixels.any():
         what = f"{_KEY}.hysteresis" if spec.method == "ridge" else f"{_KEY}.threshold"
         raise InputError(f"image {str(path)!r}: no {cracks} crack pixels at threshold {threshold:.3g}; "
@@ -221,7 +220,7 @@ def read_observation(path, spec: config.Observation, *, domain: Domain, grid: Gr
     # the same operator as for the model's cracks, so the two skeletons compare fairly
     skeleton = crack_skeleton(phi, mask=material)
     # the picture as taken (not flattened) is what a user recognises in observation.png
-    shown = grey if flat is raw else _smooth_over(raw, on_image, [0.25 * s / py, 0.25 * s / px])
+    shown = grey if flat is raw else ridges.smooth_over(raw, on_image, [0.25 * s / py, 0.25 * s / px])
     grey_on_grid = np.where(frame.covers(points), _smoothed(shown, frame, grid, points), 0.0)
     return Observed(phi=phi, skeleton=skeleton, material=material,
                     grey=np.clip(grey_on_grid, 0.0, 1.0).reshape(grid.shape), cracks=cracks,
@@ -323,22 +322,6 @@ def _threshold(values: np.ndarray, spec: config.Observation, path, warnings: lis
                         f"({100 * minority:.0f}% of the pixels) as cracks, a shaky guess; "
                         f"set {_KEY}.cracks to dark or light")
     return float(threshold), cracks
-
-
-def _fill_small_holes(mask: np.ndarray, *, max_pixels: int) -> np.ndarray:
-    """Fill holes of at most max_pixels (scikit-image renamed the argument in 0.26)."""
-    try:
-        return remove_small_holes(mask, max_size=max_pixels)
-    except TypeError:
-        return remove_small_holes(mask, area_threshold=max_pixels + 1)
-
-
-def _smooth_over(grey: np.ndarray, where: np.ndarray, sigma) -> np.ndarray:
-    """grey smoothed by a Gaussian normalised over `where` (the background outside a dish must
-    not bleed in); unchanged outside `where`."""
-    weight = where.astype(grey.dtype)
-    return np.where(where, ndimage.gaussian_filter(grey * weight, sigma, mode="nearest")
-                    / np.maximum(ndimage.gaussian_filter(weight, sigma, mode="nearest"), 1e-12), grey)
 
 
 def _shrink(path, spec: config.Observation, *, domain: Domain, grid: Grid, s: float, width: float) -> int:

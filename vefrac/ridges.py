@@ -223,3 +223,21 @@ def drop_short_pieces(skel: np.ndarray, *, min_length: float, length_of) -> np.n
     for k, box in enumerate(ndimage.find_objects(labels), start=1):
         keep[k] = length_of(labels[box] == k) >= min_length
     return skel & keep[labels]
+
+
+def fill_small_holes(mask: np.ndarray, *, max_pixels: int) -> np.ndarray:
+    """Fill holes of at most max_pixels in a bool (H, W) mask (scikit-image renamed the argument in 0.26)."""
+    from skimage.morphology import remove_small_holes
+
+    try:
+        return remove_small_holes(mask, max_size=max_pixels)
+    except TypeError:
+        return remove_small_holes(mask, area_threshold=max_pixels + 1)
+
+
+def smooth_over(grey: np.ndarray, where: np.ndarray, sigma) -> np.ndarray:
+    """grey smoothed by a Gaussian normalised over `where` (the background outside a dish must
+    not bleed in); unchanged outside `where`."""
+    weight = where.astype(grey.dtype)
+    return np.where(where, ndimage.gaussian_filter(grey * weight, sigma, mode="nearest")
+                    / np.maximum(ndimage.gaussian_filter(weight, sigma, mode="nearest"), 1e-12), grey)
