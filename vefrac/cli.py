@@ -173,7 +173,9 @@ def _observe_only(args, scn, out: Path, device) -> int:
     write_observation_vti(out / "observation.vti", ob, work.grid)
     write_analysis(out, source, analyse(source), vti=False)
     length = length_of_skeleton(ob.skeleton, work.grid.spacing)
-    print(f"{args.image}: {ob.cracks} cracks below/above grey level {ob.threshold:.3g}, observed crack length "
+    how = (f"ridge strength above {ob.threshold:.3g}" if scn.invert.observation.method == "ridge"
+           else f"grey level {'below' if ob.cracks == 'dark' else 'above'} {ob.threshold:.3g}")
+    print(f"{args.image}: {ob.cracks} cracks, {how}, observed crack length "
           f"{length:.3g} on {ob.material.mean():.0%} of the grid (pixel {ob.pixel_size[0]:.3g} × "
           f"{ob.pixel_size[1]:.3g}, s = {work.s:.3g})\npicture: {out / 'observation.png'}; open "
           f"{out / 'observation.vti'} in ParaView; statistics: {out / 'analysis.json'}")
