@@ -434,3 +434,40 @@ def test_shrink_by_a_factor_without_a_jpeg_scale(tmp_path):
     assert small[-1, 0] == pytest.approx(upright[63:, :3].mean() / 255.0, abs=1 / 255)
     with pytest.raises(ValueError):
         read_grey(path, shrink=0)
+
+
+# ------------------------------------------------------------------------------ uneven light
+
+
+def test_flattening_the_light_lets_a_threshold_read_a_shaded_picture(tmp_path, reference):
+    """The reference lines on mud whose light falls from 1 to 0.3 across the picture: a global
+    threshold takes the shade for cracks; divided by its background first, it reads the lines."""
+    lines = picture(200, 200, vertical=[COL], horizontal=[ROW]).astype(float)
+    light = np.linspace(1.0, 0.3, 200)[None, :]
+    path = save(tmp_path, "shaded.png", np.clip(lines * light, 0, 255).astype(np.uint8))
+    plain, grid = observe(path, cracks="dark")
+    flat, _ = observe(path, cracks="dark", illumination="flatten", crack_width=0.01)
+    score = lambda obs: analysis.crack_overlap(obs.skeleton, reference[0].skeleton, spacing=grid.spacing,  # noqa: E731
+                                               tolerance=2 * grid.spacing[0])["iou"]
+    assert score(plain) < 0.5 < 0.9 < score(flat)
+
+
+def test_ridge_reading_of_the_reference_lines(tmp_path, reference):
+    """method: ridge on the clean reference picture finds the same two lines."""
+    path = save(tmp_path, "lines.png", picture(200, 200, vertical=[COL], horizontal=[ROW]))
+    obs, grid = observe(path, method="ridge", crack_width=0.015)
+    score = analysis.crack_overlap(obs.skeleton, reference[0].skeleton, spacing=grid.spacing,
+                                   tolerance=2 * grid.spacing[0])
+    assert score["iou"] > 0.9 and obs.cracks == "dark"
+
+
+def test_bad_reading_keys_are_refused_naming_the_key(tmp_path):
+    from vefrac.config import load_scenario
+
+    for override, key in (("invert.observation.hysteresis=[0.2, 0.1]", "hysteresis"),
+                          ("invert.observation.method=otsu", "method"),
+                          ("invert.observation.close_gaps=-1", "close_gaps"),
+                          ("invert.observation.illumination=sun", "illumination")):
+        with pytest.raises(InputError) as info:
+            load_scenario("scenarios/square-mud.yaml", [override])
+        assert f"invert.observation.{key}" in str(info.value)
