@@ -200,13 +200,13 @@ def close_gaps(skel: np.ndarray, *, max_gap: float, where: np.ndarray | None = N
         k = int(np.argmin(np.where(ok, dist, np.inf)))
         rr, cc = line(j, i, int(jj[k]), int(ii[k]))
         rr, cc = rr[inside[rr, cc]], cc[inside[rr, cc]]  # up to the edge, not beyond
-        if not inside[rr, cc].all() or not _on_segment_inside(inside, rr, cc):
+        if not _on_segment_inside(rr, cc):
             continue
         out[rr, cc] = True
     return out[1:-1, 1:-1]
 
 
-def _on_segment_inside(inside: np.ndarray, rr: np.ndarray, cc: np.ndarray) -> bool:
+def _on_segment_inside(rr: np.ndarray, cc: np.ndarray) -> bool:
     """True when the pixels kept form an unbroken run (the segment never left the material and came back)."""
     if len(rr) < 2:
         return len(rr) == 1
