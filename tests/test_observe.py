@@ -379,3 +379,95 @@ def test_plot_observation_writes_a_png(tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with Image.open(out) as png:
         assert png.size[0] > 300 and png.size[1] > 300
+
+
+# ------------------------------------------------------------------------------ EXIF orientation
+
+
+def stored_for(upright: np.ndarray, orientation: int) -> np.ndarray:
+    """The pixels a camera stores for an `upright` picture under EXIF orientation 1–8 (the tag says
+    how the stored pixels must be turned for display; from the EXIF 2.3 table, not from Pillow)."""
+    return {1: upright, 2: upright[:, ::-1], 3: upright[::-1, ::-1], 4: upright[::-1, :], 5: upright.T,
+            6: np.rot90(upright, 1), 7: np.rot90(upright, 2).T, 8: np.rot90(upright, -1)}[orientation]
+
+
+def upright_test_picture() -> np.ndarray:
+    """64 × 96 (H × W) blocks of 16 pixels with distinct grey levels: no symmetry, JPEG-proof."""
+    levels = np.arange(24, dtype=np.uint8).reshape(4, 6) * 10 + 10
+    return np.kron(levels, np.ones((16, 16), np.uint8))
+
+
+@pytest.mark.parametrize("fmt", ["jpg", "png"])
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_exif_orientation_reads_upright(tmp_path, fmt, orientation):
+    from PIL import ImageOps
+
+    from vefrac.imageio import picture_size, read_grey
+
+    upright = upright_test_picture()
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / f"o{orientation}.{fmt}"
+    Image.fromarray(np.ascontiguousarray(stored_for(upright, orientation))).save(
+        path, exif=exif, **({"quality": 95} if fmt == "jpg" else {}))
+    grey = read_grey(path)
+    assert grey.shape == upright.shape and picture_size(path) == (96, 64)
+    tol = 3 / 255 if fmt == "jpg" else 1e-12
+    assert np.abs(grey - upright / 255.0).max() <= tol
+    with Image.open(path) as img:  # what every viewer shows
+        assert np.abs(grey - np.asarray(ImageOps.exif_transpose(img).convert("L")) / 255.0).max() <= 1e-12
+    small = read_grey(path, shrink=4, dtype=np.float32)  # JPEG: decoded at 1/4 scale directly
+    assert small.dtype == np.float32 and small.shape == (16, 24)
+    blocks = upright.reshape(16, 4, 24, 4).mean(axis=(1, 3)) / 255.0
+    assert np.abs(small - blocks).max() <= tol + 1e-6
+
+
+def test_shrink_by_a_factor_without_a_jpeg_scale(tmp_path):
+    """shrink 3 on a PNG of 64 × 96: block means, the last partial block over what it holds."""
+    from vefrac.imageio import read_grey
+
+    upright = upright_test_picture()
+    path = save(tmp_path, "p.png", upright)
+    small = read_grey(path, shrink=3)
+    assert small.shape == (22, 32)
+    assert small[0, 0] == pytest.approx(upright[:3, :3].mean() / 255.0, abs=1 / 255)
+    assert small[-1, 0] == pytest.approx(upright[63:, :3].mean() / 255.0, abs=1 / 255)
+    with pytest.raises(ValueError):
+        read_grey(path, shrink=0)
+
+
+# ------------------------------------------------------------------------------ uneven light
+
+
+def test_flattening_the_light_lets_a_threshold_read_a_shaded_picture(tmp_path, reference):
+    """The reference lines on mud whose light falls from 1 to 0.3 across the picture: a global
+    threshold takes the shade for cracks; divided by its background first, it reads the lines."""
+    lines = picture(200, 200, vertical=[COL], horizontal=[ROW]).astype(float)
+    light = np.linspace(1.0, 0.3, 200)[None, :]
+    path = save(tmp_path, "shaded.png", np.clip(lines * light, 0, 255).astype(np.uint8))
+    plain, grid = observe(path, cracks="dark")
+    flat, _ = observe(path, cracks="dark", illumination="flatten", crack_width=0.01)
+    score = lambda obs: analysis.crack_overlap(obs.skeleton, reference[0].skeleton, spacing=grid.spacing,  # noqa: E731
+                                               tolerance=2 * grid.spacing[0])["iou"]
+    assert score(plain) < 0.5 < 0.9 < score(flat)
+
+
+def test_ridge_reading_of_the_reference_lines(tmp_path, reference):
+    """method: ridge on the clean reference picture finds the same two lines."""
+    path = save(tmp_path, "lines.png", picture(200, 200, vertical=[COL], horizontal=[ROW]))
+    obs, grid = observe(path, method="ridge", crack_width=0.015)
+    score = analysis.crack_overlap(obs.skeleton, reference[0].skeleton, spacing=grid.spacing,
+                                   tolerance=2 * grid.spacing[0])
+    assert score["iou"] > 0.9 and obs.cracks == "dark"
+
+
+def test_bad_reading_keys_are_refused_naming_the_key(tmp_path):
+    from vefrac.config import load_scenario
+
+    for override, key in (("invert.observation.hysteresis=[0.2, 0.1]", "hysteresis"),
+                          ("invert.observation.method=otsu", "method"),
+                          ("invert.observation.close_gaps=-1", "close_gaps"),
+                          ("invert.observation.illumination=sun", "illumination")):
+        with pytest.raises(InputError) as info:
+            load_scenario("scenarios/square-mud.yaml", [override])
+        assert f"invert.observation.{key}" in str(info.value)

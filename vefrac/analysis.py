@@ -141,7 +141,9 @@ def _skeleton_links(skel: np.ndarray) -> dict[tuple[int, int], np.ndarray]:
     return links
 
 
-def _skeleton_length(skel: np.ndarray, spacing) -> float:
+def length_of_skeleton(skel: np.ndarray, spacing) -> float:
+    """Length (physical) of a one-pixel skeleton, bool (ny, nx), with the corner-count estimator
+    of `skeleton_length`; spacing: (hx, hy)."""
     hx, hy = spacing
     links = _skeleton_links(skel)
     # every link appears twice in `links`, hence the halves
@@ -168,7 +170,7 @@ def skeleton_length(phi, *, mask=None, spacing, threshold=0.5) -> float:
     depending on orientation). Ignores AT2's grey background below the threshold. A skeleton
     stops about half a band width short of where a crack ends inside the domain.
     """
-    return _skeleton_length(crack_skeleton(phi, mask=mask, threshold=threshold), spacing)
+    return length_of_skeleton(crack_skeleton(phi, mask=mask, threshold=threshold), spacing)
 
 
 @dataclass(frozen=True)
@@ -289,7 +291,10 @@ def _arm_directions(skel, centre_ij, r_core, arm_length, hx, hy) -> list[np.ndar
     return directions
 
 
-def _junctions_from_skeleton(skel, *, spacing, origin, arm_length, merge_distance) -> Junctions:
+def skeleton_junctions(skel, *, spacing, origin=(0.0, 0.0), arm_length, merge_distance=None) -> Junctions:
+    """`junctions` of a given one-pixel skeleton, bool (ny, nx) (see there for the arguments)."""
+    if merge_distance is None:
+        merge_distance = _DEFAULT_MERGE_FRACTION * arm_length
     hx, hy = spacing
     neighbours = ndimage.convolve(skel.astype(np.int32), np.ones((3, 3), np.int32), mode="constant")
     jj, ii = np.nonzero(skel & (neighbours - 1 >= 3))
@@ -343,7 +348,7 @@ def junctions(
     if merge_distance is None:
         merge_distance = _DEFAULT_MERGE_FRACTION * arm_length
     skel = crack_skeleton(phi, mask=mask, threshold=threshold)
-    return _junctions_from_skeleton(
+    return skeleton_junctions(
         skel, spacing=spacing, origin=origin, arm_length=arm_length, merge_distance=merge_distance
     )
 
@@ -380,7 +385,7 @@ def crack_statistics(
     frag = fragments(
         phi, mask=mask, spacing=spacing, threshold=threshold, min_area=min_fragment_area
     )
-    junc = _junctions_from_skeleton(
+    junc = skeleton_junctions(
         skel,
         spacing=spacing,
         origin=(0.0, 0.0),
@@ -391,7 +396,7 @@ def crack_statistics(
     domain_cells = int(np.count_nonzero(mask))
     return {
         "crack_length": at2_crack_length(phi, mask=mask, spacing=spacing, s=s, grad_phi=grad_phi),
-        "skeleton_length": _skeleton_length(skel, spacing),
+        "skeleton_length": length_of_skeleton(skel, spacing),
         "fragments": frag.count,
         "mean_fragment_area": frag.mean_area,
         "cracked_fraction": float(np.count_nonzero(cracks) / domain_cells) if domain_cells else 0.0,

@@ -5,6 +5,7 @@
     vefrac check SCENARIO.yaml [--set ...]
     vefrac compare RUN_A RUN_B [--picture FILE.png]
     vefrac sweep SCENARIO.yaml --grid KEY.PATH=V1,V2,... [--grid ...] [--set ...] [--out DIR] [--jobs N] [--resume]
+    vefrac analyze PICTURE_OR_RUN [--size W H] [--out DIR] [--scenario YAML]
 
 Exit codes: 0 success; 2 bad input (one message naming the key or file); 1 a failure while running.
 """
@@ -79,6 +80,13 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--parallel", type=int, default=64, help="slurm: runs of the array at a time (default 64)")
     sw.add_argument("--no-wait", action="store_true", help="slurm: submit and return; run the sweep again "
                     "later to skip what finished and tabulate it")
+    ana = sub.add_parser("analyze", help="statistics of a crack pattern, of a picture or a finished run alike")
+    ana.add_argument("source", help="picture of cracks (PNG, JPEG, TIFF) or a finished run's output folder")
+    ana.add_argument("--size", nargs=2, type=float, metavar=("W", "H"),
+                     help="physical width and height the picture spans (default: pixels)")
+    ana.add_argument("--out", help="output folder (default: outputs/<name>-analysis)")
+    ana.add_argument("--scenario", help="read the picture with this scenario's domain, fracture.length_scale, "
+                     "output.resolution and invert.observation keys")
     return p
 
 
@@ -88,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # argparse has printed its usage message
         return int(exc.code or 0)
     try:
+        if args.command == "analyze":
+            return _analyze(args)
         if args.command == "compare":
             from .compare import compare
 
@@ -108,6 +118,23 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as exc:
         print(f"vefrac: error: {exc}", file=sys.stderr)
         return 2
+
+
+def _analyze(args) -> int:
+    from .analyze import analyse, load_source, report, write_analysis
+    from .config import load_scenario
+
+    scn = load_scenario(args.scenario) if args.scenario else None
+    source = load_source(args.source, size=args.size, scenario=scn)  # reads everything before writing
+    pat = analyse(source)
+    name = Path(args.source).stem if Path(args.source).is_file() else Path(args.source).resolve().name
+    out = Path(args.out) if args.out else Path("outputs") / f"{name}-analysis"
+    for warning in source.info.get("warnings", []):
+        print(f"warning: {warning}", file=sys.stderr)
+    written = write_analysis(out, source, pat)
+    print(report(source, pat))
+    print("wrote " + ", ".join(str(p) for p in written))
+    return 0
 
 
 def _run(args, scn) -> int:
@@ -197,17 +224,25 @@ def _invert(args, scn) -> int:
 
 
 def _observe_only(args, scn, out: Path, device) -> int:
-    from .analysis import _skeleton_length
+    from .analysis import length_of_skeleton
+    from .analyze import analyse, observed_source, write_analysis, write_observation_vti
     from .inverse import Inversion
 
     work = Inversion(scn, Path(args.image), out, device=device, log=lambda line: print(line, file=sys.stderr))
     out.mkdir(parents=True, exist_ok=True)
     work._plot_observation()
     ob = work.observed
-    length = _skeleton_length(ob.skeleton, work.grid.spacing)
-    print(f"{args.image}: {ob.cracks} cracks below/above grey level {ob.threshold:.3g}, observed crack length "
+    source = observed_source(ob, grid=work.grid, s=work.s, path=args.image,
+                             method=scn.invert.observation.method)
+    write_observation_vti(out / "observation.vti", ob, work.grid)
+    write_analysis(out, source, analyse(source), vti=False)
+    length = length_of_skeleton(ob.skeleton, work.grid.spacing)
+    how = (f"ridge strength above {ob.threshold:.3g}" if scn.invert.observation.method == "ridge"
+           else f"grey level {'below' if ob.cracks == 'dark' else 'above'} {ob.threshold:.3g}")
+    print(f"{args.image}: {ob.cracks} cracks, {how}, observed crack length "
           f"{length:.3g} on {ob.material.mean():.0%} of the grid (pixel {ob.pixel_size[0]:.3g} × "
-          f"{ob.pixel_size[1]:.3g}, s = {work.s:.3g})\npicture: {out / 'observation.png'}")
+          f"{ob.pixel_size[1]:.3g}, s = {work.s:.3g})\npicture: {out / 'observation.png'}; open "
+          f"{out / 'observation.vti'} in ParaView; statistics: {out / 'analysis.json'}")
     return 0
 
 

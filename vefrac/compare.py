@@ -1,4 +1,10 @@
-"""Side-by-side comparison of two finished runs (a PINN run against its FEM reference, say)."""
+"""Side-by-side comparison of two crack patterns: finished runs (a PINN run against its FEM reference,
+say) or a run and a photograph of the layer it models (or two photographs).
+
+A photograph beside a run is read with the run's own scenario (its config.yaml: domain, s,
+output.resolution, invert.observation), so it lands on the run's grid; then both sides' statistics
+are computed from φ by the same code (`analysis.crack_statistics` and `pattern.crack_pattern`).
+"""
 
 from __future__ import annotations
 
@@ -29,6 +35,8 @@ class RunResult:
 
     @property
     def label(self) -> str:
+        if self.summary.get("backend") == "picture":
+            return f"{self.folder.name} (picture)"
         backend = "fem" if self.summary.get("backend") == "fem" else "pinn"
         return f"{self.summary.get('name', self.folder.name)} ({backend}, {self.folder.name})"
 
@@ -57,6 +65,66 @@ def load_run(folder: str | Path) -> RunResult:
     return RunResult(folder, summary, phi, mask, (x0, x1, y0, y1))
 
 
+def _scenario_of(run: RunResult):
+    from .config import load_scenario
+
+    path = run.folder / "config.yaml"
+    if not path.is_file():
+        raise InputError(f"run folder {str(run.folder)!r} has no config.yaml: a picture can only be set "
+                         f"beside a run whose scenario is known")
+    return load_scenario(path)
+
+
+def _from_phi(result: RunResult, *, s: float, picture: bool) -> RunResult:
+    """The same result with its statistics recomputed from φ (the picture's and the run's alike)."""
+    from . import analysis, pattern
+
+    ny, nx = result.phi.shape
+    x0, x1, y0, y1 = result.extent
+    spacing = ((x1 - x0) / (nx - 1), (y1 - y0) / (ny - 1))
+    final = analysis.crack_statistics(result.phi, mask=result.mask, spacing=spacing, s=s)
+    pat = pattern.crack_pattern(result.phi, mask=result.mask, spacing=spacing, origin=(x0, y0), s=s)
+    final.update(dict(pattern.summary_rows(pat.statistics)))
+    summary = dict(result.summary, final=final)
+    if picture:
+        summary["backend"] = "picture"
+    return RunResult(result.folder, summary, result.phi, result.mask, result.extent)
+
+
+def load_picture(path: str | Path, *, like: RunResult | None = None) -> RunResult:
+    """A picture as a RunResult: read with the scenario of the run `like` (onto its grid), or with
+    `vefrac analyze`'s defaults (pixels) when there is none."""
+    from .analyze import picture_source
+
+    scn = _scenario_of(like) if like is not None else None
+    source = picture_source(path, scenario=scn)
+    if like is not None and source.phi.shape != like.phi.shape:
+        raise InputError(f"picture {str(path)!r} was read onto a {source.phi.shape} grid, the run "
+                         f"{str(like.folder)!r} has {like.phi.shape}: check its config.yaml")
+    result = RunResult(Path(path), {"name": Path(path).stem, "backend": "picture"}, source.phi, source.mask,
+                       source.grid.extent)
+    return _from_phi(result, s=source.s, picture=True)
+
+
+def _load_pair(path_a, path_b) -> tuple[RunResult, RunResult]:
+    from .analyze import is_picture
+
+    pic_a, pic_b = is_picture(path_a), is_picture(path_b)
+    a = None if pic_a else load_run(path_a)
+    b = None if pic_b else load_run(path_b)
+    if not (pic_a or pic_b):
+        return a, b
+    if pic_a:
+        a = load_picture(path_a, like=b)
+    if pic_b:
+        b = load_picture(path_b, like=a if not pic_a else None)
+    if not pic_a:
+        a = _from_phi(a, s=_scenario_of(a).fracture.length_scale, picture=False)
+    if not pic_b:
+        b = _from_phi(b, s=_scenario_of(b).fracture.length_scale, picture=False)
+    return a, b
+
+
 def comparison_rows(a: RunResult, b: RunResult) -> list[tuple[str, float | None, float | None, float | None]]:
     """(statistic, value in A, value in B, relative difference (B − A)/|A|) for each statistic."""
     rows = []
@@ -65,7 +133,12 @@ def comparison_rows(a: RunResult, b: RunResult) -> list[tuple[str, float | None,
         rel = (vb - va) / abs(va) if va not in (None, 0) and vb is not None else None
         rows.append((name, va, vb, rel))
 
-    for key in STATISTICS:
+    keys = list(STATISTICS)
+    if "picture" in (a.summary.get("backend"), b.summary.get("backend")):
+        from .pattern import SUMMARY_KEYS
+
+        keys += [k for k in SUMMARY_KEYS if k not in keys]
+    for key in keys:
         add(key, a.summary["final"].get(key), b.summary["final"].get(key))
     add("first_crack_t", a.summary.get("first_crack_t"), b.summary.get("first_crack_t"))
     add("wall_time_s", a.summary.get("wall_time_s"), b.summary.get("wall_time_s"))
@@ -87,7 +160,8 @@ def format_table(a: RunResult, b: RunResult) -> str:
 
 
 def compare(run_a: str | Path, run_b: str | Path, *, picture: str | Path) -> str:
-    """The comparison table as text; writes the side-by-side picture of the final crack patterns."""
-    a, b = load_run(run_a), load_run(run_b)
+    """The comparison table as text; writes the side-by-side picture of the final crack patterns.
+    Either side may be a picture (a file) instead of a run folder."""
+    a, b = _load_pair(run_a, run_b)
     export.plot_side_by_side(picture, [(a.label, a.phi, a.mask, a.extent), (b.label, b.phi, b.mask, b.extent)])
     return format_table(a, b)

@@ -2,8 +2,11 @@
 
 How a picture is read (keys under ``invert.observation``):
 
-1. ``read_grey`` (PNG, JPEG, TIFF; grey or colour; 8 or 16 bit), then ``crop`` =
-   [left, top, right, bottom] pixels, right and bottom excluded (Pillow's box).
+1. ``read_grey`` (PNG, JPEG, TIFF; grey or colour; 8 or 16 bit), upright (EXIF orientation
+   applied, as every photo viewer does), then ``crop`` = [left, top, right, bottom] pixels of the
+   upright picture, right and bottom excluded (Pillow's box). Without a crop, a photo much finer
+   than needed (pixels below s/4, half the grid spacing and, for ``method: ridge``, a sixth of
+   ``crack_width``) is reduced on reading by an integer factor.
 2. The cropped picture spans the physical box ``size`` = [w, h] (default: the domain's bounding
    box) centred on the centre of the domain's bounding box. As everywhere in vefrac
    (contracts.md) the top row of pixels lies along the largest y and the left column along the
@@ -13,7 +16,17 @@ How a picture is read (keys under ``invert.observation``):
 4. The picture is smoothed over s/4 (a Gaussian): detail finer than the model's crack width is
    noise to it. Threshold: ``threshold`` or Otsu's over the material pixels. ``cracks``: 'dark' (grey ≤
    threshold), 'light' (grey > threshold) or 'auto', the side with fewer pixels.
-5. Connected crack pieces (8-neighbours) whose skeleton is shorter than ``min_crack_length``
+   ``illumination``: 'flatten' divides the picture by its background (a Gaussian over 8 crack
+   widths) first, so shade and sun read alike; 'auto' (default) flattens for ``method: ridge`` only.
+   ``method: ridge`` (photographs of real layers, vefrac/ridges.py) replaces the threshold: Sato's
+   line filter at ``crack_width`` (default 3 s; the polarity as above), opened by a quarter-width
+   disk to drop finer texture, then hysteresis: pixels with strength above ``hysteresis`` [low,
+   high] high, and above low when connected to those (default: Otsu's threshold of the strength,
+   and half of it).
+5. After thinning, free spurs shorter than ``prune_length`` are removed and free ends are joined to
+   the crack (or the material's edge) ahead of them within ``close_gaps``, so cells close (both
+   default to 3 crack widths for ``method: ridge`` and 0 for ``threshold``).
+   Connected crack pieces (8-neighbours) whose skeleton is shorter than ``min_crack_length``
    (default 4 s) are dropped: dust, texture, JPEG noise; holes inside cracks smaller than
    (2 s)² are filled (they would thin into loops).
 6. The crack pixels are thinned to centre lines at the picture's resolution (Lee's thinning,
@@ -29,18 +42,18 @@ usable input gives warning strings in `Observed.warnings`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
-from skimage.morphology import remove_small_holes
 
-from . import config
-from .analysis import _skeleton_length, crack_skeleton
+from . import config, ridges
+from .analysis import crack_skeleton, length_of_skeleton
 from .errors import InputError
 from .geometry import Domain, Grid
-from .imageio import read_grey
+from .imageio import picture_size, read_grey
 
 _KEY = "invert.observation"
 # Beyond this many s, exp(-d/s) < 1e-17: φ is stored as exactly 0 there.
@@ -125,7 +138,8 @@ def read_observation(path, spec: config.Observation, *, domain: Domain, grid: Gr
     Returns an `Observed` whose arrays have grid.shape. Raises InputError on bad input.
     """
     warnings: list[str] = []
-    full = read_grey(path)
+    width = 3.0 * s if spec.crack_width is None else spec.crack_width
+    full = read_grey(path, shrink=_shrink(path, spec, domain=domain, grid=grid, s=s, width=width))
     grey = _crop(full, spec.crop, path)[::-1]  # row 0 = smallest y from here on
     frame = _frame(grey.shape, spec.size, domain, path, warnings)
     px, py = frame.pixel
@@ -160,17 +174,40 @@ def read_observation(path, spec: config.Observation, *, domain: Domain, grid: Gr
     # detail finer than s is noise to a model of width s: smooth it away before thresholding,
     # so that noisy crack edges do not sprout spurs and holes (which thin into loops)
     # (normalised over the material: the background outside a dish must not bleed in)
-    sigma, weight = [0.25 * s / py, 0.25 * s / px], on_image.astype(float)
-    grey = np.where(on_image, ndimage.gaussian_filter(grey * weight, sigma, mode="nearest")
-                    / np.maximum(ndimage.gaussian_filter(weight, sigma, mode="nearest"), 1e-12), grey)
+    width_px = width / math.sqrt(px * py)
+    raw = grey  # what observation.png shows; grey is what is thresholded
+    if spec.illumination == "flatten" or (spec.illumination == "auto" and spec.method == "ridge"):
+        grey = ridges.flatten(grey, scale=8.0 * width_px, weight=on_image)
+    flat = grey
+    grey = ridges.smooth_over(flat, on_image, [0.25 * s / py, 0.25 * s / px])
     threshold, cracks = _threshold(grey[on_image], spec, path, warnings)
-    crack_pixels = on_image & ((grey <= threshold) if cracks == "dark" else (grey > threshold))
-    crack_pixels = _fill_small_holes(crack_pixels, max_pixels=int((2 * s) ** 2 / (px * py)))
+    if spec.method == "ridge":
+        # outside the material (a dish's rim, the table) must not read as a line: fill it in
+        filled = np.where(on_image, flat, np.median(flat[on_image]))
+        strength = ridges.ridge_strength(filled, width=width_px, dark=cracks == "dark")
+        if spec.hysteresis is None:
+            from skimage.filters import threshold_otsu
+
+            high = float(threshold_otsu(strength[on_image]))
+            low = 0.5 * high
+        else:
+            low, high = spec.hysteresis
+        crack_pixels = ridges.hysteresis(strength, low=low, high=high, where=on_image)
+        threshold = high
+    else:
+        crack_pixels = on_image & ((grey <= threshold) if cracks == "dark" else (grey > threshold))
+    crack_pixels = ridges.fill_small_holes(crack_pixels, max_pixels=int((2 * s) ** 2 / (px * py)))
     if not crack_pixels.any():
+        what = f"{_KEY}.hysteresis" if spec.method == "ridge" else f"{_KEY}.threshold"
         raise InputError(f"image {str(path)!r}: no {cracks} crack pixels at threshold {threshold:.3g}; "
-                         f"check {_KEY}.threshold and {_KEY}.cracks")
+                         f"check {what} and {_KEY}.cracks")
     min_length = 4.0 * s if spec.min_crack_length is None else spec.min_crack_length
-    centre_lines = _centre_lines(crack_pixels, pixel=frame.pixel, min_length=min_length)
+    ridge = spec.method == "ridge"
+    prune = spec.prune_length if spec.prune_length is not None else (3.0 * width if ridge else 0.0)
+    gaps = spec.close_gaps if spec.close_gaps is not None else (3.0 * width if ridge else 0.0)
+    centre_lines = _centre_lines(crack_pixels, pixel=frame.pixel, min_length=min_length,
+                                 prune=prune / math.sqrt(px * py), gaps=gaps / math.sqrt(px * py),
+                                 where=on_image)
     if not centre_lines.any():
         raise InputError(f"image {str(path)!r}: no crack is longer than {_KEY}.min_crack_length = "
                          f"{min_length:.3g} (default 4 s); check {_KEY}.min_crack_length, "
@@ -182,7 +219,9 @@ def read_observation(path, spec: config.Observation, *, domain: Domain, grid: Gr
     phi = np.where(material & np.isfinite(d), np.exp(-d / s), 0.0)
     # the same operator as for the model's cracks, so the two skeletons compare fairly
     skeleton = crack_skeleton(phi, mask=material)
-    grey_on_grid = np.where(frame.covers(points), _smoothed(grey, frame, grid, points), 0.0)
+    # the picture as taken (not flattened) is what a user recognises in observation.png
+    shown = grey if flat is raw else ridges.smooth_over(raw, on_image, [0.25 * s / py, 0.25 * s / px])
+    grey_on_grid = np.where(frame.covers(points), _smoothed(shown, frame, grid, points), 0.0)
     return Observed(phi=phi, skeleton=skeleton, material=material,
                     grey=np.clip(grey_on_grid, 0.0, 1.0).reshape(grid.shape), cracks=cracks,
                     threshold=float(threshold), pixel_size=(float(px), float(py)),
@@ -285,27 +324,37 @@ def _threshold(values: np.ndarray, spec: config.Observation, path, warnings: lis
     return float(threshold), cracks
 
 
-def _fill_small_holes(mask: np.ndarray, *, max_pixels: int) -> np.ndarray:
-    """Fill holes of at most max_pixels (scikit-image renamed the argument in 0.26)."""
-    try:
-        return remove_small_holes(mask, max_size=max_pixels)
-    except TypeError:
-        return remove_small_holes(mask, area_threshold=max_pixels + 1)
+def _shrink(path, spec: config.Observation, *, domain: Domain, grid: Grid, s: float, width: float) -> int:
+    """The integer factor by which a big photo can be reduced on reading and still resolve
+    s/4, half the grid spacing and (ridge) a sixth of the crack width. 1 with a crop."""
+    if spec.crop is not None:
+        return 1
+    w_px, h_px = picture_size(path)
+    w, h = domain.size if spec.size is None else spec.size
+    finest = min(0.25 * s, 0.5 * min(grid.spacing), width / 6.0 if spec.method == "ridge" else math.inf)
+    return max(1, int(finest / max(w / w_px, h / h_px)))
 
 
-def _centre_lines(crack_pixels: np.ndarray, *, pixel, min_length: float) -> np.ndarray:
-    """crack_pixels: (H, W) bool. Returns (H, W) bool: the centre lines (Lee's thinning) of the
-    8-connected crack pieces whose centre line is at least min_length long (physical)."""
+def _centre_lines(crack_pixels: np.ndarray, *, pixel, min_length: float, prune: float = 0.0,
+                  gaps: float = 0.0, where=None) -> np.ndarray:
+    """crack_pixels: (H, W) bool. Returns (H, W) bool: the centre lines (Lee's thinning), spurs
+    shorter than `prune` pixels removed and free ends within `gaps` pixels joined (inside
+    `where`), of the 8-connected crack pieces whose centre line is at least min_length long
+    (physical)."""
     from skimage.morphology import skeletonize
 
     skeleton = np.asarray(skeletonize(crack_pixels, method="lee"), dtype=bool)
+    if prune > 0 or gaps > 0:
+        skeleton = ridges.close_gaps(ridges.prune_spurs(skeleton, max_length=prune), max_gap=gaps, where=where)
+        return ridges.drop_short_pieces(skeleton, min_length=min_length,
+                                        length_of=lambda piece: length_of_skeleton(piece, pixel))
     if min_length <= 0:
         return skeleton
     labels, n = ndimage.label(crack_pixels, structure=np.ones((3, 3), bool))
     keep = np.zeros(n + 1, dtype=bool)
     for k, box in enumerate(ndimage.find_objects(labels), start=1):
         piece = skeleton[box] & (labels[box] == k)
-        keep[k] = piece.any() and _skeleton_length(piece, pixel) >= min_length
+        keep[k] = piece.any() and length_of_skeleton(piece, pixel) >= min_length
     return skeleton & keep[labels]
 
 

@@ -245,8 +245,22 @@ class Observation(_Strict):
     mask: str | None = None  # image of the material region (light = material), same framing
     min_crack_length: Annotated[float, Field(ge=0)] | None = None  # drop specks shorter; None: 4 s
     time: PositiveFloat | None = None  # when the picture was taken; None: shrinkage.t_end
+    # photographs of real layers (vefrac/ridges.py): ridge filter, hysteresis, spur pruning, gap closing
+    method: Literal["threshold", "ridge"] = "threshold"  # ridge: Sato line filter at crack_width
+    crack_width: PositiveFloat | None = None  # physical width of the cracks to read; None: 3 s
+    hysteresis: Pair | None = None  # ridge: [low, high] strength (grey-level depth); None: Otsu's, half of it
+    prune_length: Annotated[float, Field(ge=0)] | None = None  # free spurs shorter go; None: 3 widths (ridge), 0
+    close_gaps: Annotated[float, Field(ge=0)] | None = None  # join free ends this near; None: 3 widths (ridge), 0
+    illumination: Literal["auto", "none", "flatten"] = "auto"  # flatten: divide by the background; auto: ridge only
 
     _mask = field_validator("mask")(lambda v, info: v if v is None else _resolve_image(v, info))
+
+    @field_validator("hysteresis")
+    @classmethod
+    def _low_high(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None and v[0] >= v[1]:
+            raise ValueError(f"hysteresis must be [low, high] with low < high (got {v})")
+        return v
 
     @field_validator("crop")
     @classmethod
