@@ -10,7 +10,8 @@ __version__ = "0.1.0"
 # name -> module that defines it; read lazily (PEP 562) so that `import vefrac` has no cost
 # and no side effect.
 _EXPORTS = {
-    **dict.fromkeys(["load_scenario", "run", "open_run", "Result", "Snapshot"], "api"),
+    **dict.fromkeys(["load_scenario", "run", "open_run", "analyze", "Result", "Snapshot"], "api"),
+    "crack_pattern": "pattern",
     "run_sweep": "sweep",
     **dict.fromkeys(["crack_statistics", "at2_crack_length", "skeleton_length", "crack_mask", "crack_skeleton",
                      "fragments", "junctions", "crack_overlap", "gradient_energy_density"], "analysis"),

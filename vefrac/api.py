@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-import tempfile
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -230,15 +229,10 @@ def run(scenario: config.Scenario | str | Path | Mapping, *, out: str | Path | N
         raise InputError("run: resume=True needs the folder of the run to continue (out=...)")
     with _progress(progress, scn) as callback, _threads(scn.solver.threads):
         if out is None:
-            # TODO(lead, after merging arch): Run(scn, None, ...) runs in memory; replace this
-            # block with: work = Run(scn, None, device=device, progress=callback, log=log)
-            #             summary = work.execute()
-            #             return Result.from_outputs(summary=summary, rows=work.outputs.rows,
-            #                                        snapshots=work.outputs.snapshots, grid=work.grid)
-            with tempfile.TemporaryDirectory(prefix="vefrac-") as tmp:
-                Run(scn, Path(tmp), device=device, progress=callback, log=log, pictures=False).execute()
-                result = open_run(tmp)
-            return Result(snapshots=result.snapshots, history=result.history, summary=result.summary)
+            work = Run(scn, None, device=device, progress=callback, log=log)
+            summary = work.execute()
+            return Result.from_outputs(summary=summary, rows=work.outputs.rows,
+                                       snapshots=work.outputs.snapshots, grid=work.grid)
         out = Path(out)
         prepare_output(out, resume=resume, overwrite=overwrite)
         work = Run(scn, out, device=device, resume=resume, progress=callback, log=log)
@@ -280,3 +274,19 @@ def _progress(progress, scn):
         yield update
     finally:
         bar.close()
+
+
+# ----------------------------------------------------------------------------- analysing
+
+
+def analyze(source: str | Path, *, size: Sequence[float] | None = None,
+            scenario: config.Scenario | str | Path | Mapping | None = None):
+    """The crack-pattern statistics of a picture or a finished run folder, by the code of
+    `vefrac analyze` (vefrac/pattern.py). size: the physical [width, height] a picture spans
+    (default: pixels); scenario: read the picture with its domain, s and observation keys.
+    Returns a pattern.Pattern (`.statistics` dict, cell labels, skeleton, junctions)."""
+    from .analyze import analyse, load_source
+
+    if scenario is not None and not isinstance(scenario, config.Scenario):
+        scenario = load_scenario(scenario)
+    return analyse(load_source(source, size=size, scenario=scenario))
