@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from vefrac import export
+from vefrac import export, plots
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -214,7 +214,7 @@ def test_crack_series_draws_high_phi_black_where_it_is_with_y_up(tmp_path):
     mask = np.ones(FRAME, bool)
 
     def picture(name, phi):
-        return grey(export.plot_crack_series(tmp_path / name, [(0.0, phi, mask)], extent=(0, 1, 0, 1)))
+        return grey(plots.plot_crack_series(tmp_path / name, [(0.0, phi, mask)], extent=(0, 1, 0, 1)))
 
     blank = picture("blank.png", np.zeros(FRAME))
     top = darkened(blank, picture("top.png", band(rows=(30, 36))))  # a horizontal crack high in y
@@ -230,7 +230,7 @@ def test_crack_series_draws_high_phi_black_where_it_is_with_y_up(tmp_path):
     # outside the mask is grey: neither crack (black) nor intact layer (white)
     half = np.ones(FRAME, bool)
     half[:, :20] = False
-    greyed = grey(export.plot_crack_series(tmp_path / "half.png", [(0.0, np.zeros(FRAME), half)],
+    greyed = grey(plots.plot_crack_series(tmp_path / "half.png", [(0.0, np.zeros(FRAME), half)],
                                            extent=(0, 1, 0, 1)))
     changed = np.abs(blank - greyed) > 30
     assert changed.sum() > 1000 and 120 < np.median(greyed[changed]) < 220
@@ -241,7 +241,7 @@ def test_crack_over_field_blackens_only_phi_above_one_half(tmp_path):
     field = np.linspace(1, 2, FRAME[1])[None, :].repeat(FRAME[0], 0)
 
     def picture(name, phi):
-        return grey(export.plot_crack_over_field(tmp_path / name, phi=phi, mask=mask, field=field,
+        return grey(plots.plot_crack_over_field(tmp_path / name, phi=phi, mask=mask, field=field,
                                                  extent=(0, 1, 0, 1), field_label="G"))
 
     plain = picture("plain.png", np.zeros(FRAME))
@@ -265,23 +265,23 @@ def test_plots_write_pictures_of_their_data(tmp_path):
         return [{"t": 0.01 * k, "elastic": scale * k**2, "surface": k, "substrate": 0.1 * k,
                  "total": scale * k**2 + 1.1 * k} for k in range(10)]
 
-    def plots(tag, scale):
+    def pictures(tag, scale):
         return [
-            export.plot_crack_series(tmp_path / f"series{tag}.png", [(t, phi ** scale, m) for t, phi, m in frames],
+            plots.plot_crack_series(tmp_path / f"series{tag}.png", [(t, phi ** scale, m) for t, phi, m in frames],
                                      extent=extent, title="mud"),
-            export.plot_history(tmp_path / f"history{tag}.png", rows(scale)),
-            export.plot_crack_density(tmp_path / f"density{tag}.png", [0.0, 0.1, 0.2, 0.4],
+            plots.plot_history(tmp_path / f"history{tag}.png", rows(scale)),
+            plots.plot_crack_density(tmp_path / f"density{tag}.png", [0.0, 0.1, 0.2, 0.4],
                                       [0.0, 1.0, 1.6 * scale, 2.5]),
-            export.plot_histogram(tmp_path / f"angles{tag}.png", [88 * scale, 91, 95, 118, 122, 179],
+            plots.plot_histogram(tmp_path / f"angles{tag}.png", [88 * scale, 91, 95, 118, 122, 179],
                                   xlabel="junction angle (deg)", marks=(90, 120)),
         ]
 
-    for a, b in zip(plots("a", 1.0), plots("b", 1.6)):
+    for a, b in zip(pictures("a", 1.0), pictures("b", 1.6)):
         pa, pb = assert_picture(a), assert_picture(b)
         assert pa.shape == pb.shape and np.abs(pa - pb).max() > 30, (a, b)
     # six panels of ten frames (first and last included) against two panels of two frames
-    six = assert_picture(export.plot_crack_series(tmp_path / "six.png", frames, extent=extent))
-    two = assert_picture(export.plot_crack_series(tmp_path / "two.png", frames[:2], extent=extent))
+    six = assert_picture(plots.plot_crack_series(tmp_path / "six.png", frames, extent=extent))
+    two = assert_picture(plots.plot_crack_series(tmp_path / "two.png", frames[:2], extent=extent))
     assert six.shape[0] * six.shape[1] > 2 * two.shape[0] * two.shape[1]
     assert no_temporaries(tmp_path)
 
@@ -289,20 +289,24 @@ def test_plots_write_pictures_of_their_data(tmp_path):
 def test_plots_cope_with_empty_data(tmp_path):
     empty = np.zeros((0, 0))
     paths = [
-        export.plot_crack_series(tmp_path / "series.png", [], extent=(0, 1, 0, 1)),
-        export.plot_crack_over_field(tmp_path / "over.png", phi=empty, mask=empty, field=empty,
+        plots.plot_crack_series(tmp_path / "series.png", [], extent=(0, 1, 0, 1)),
+        plots.plot_crack_over_field(tmp_path / "over.png", phi=empty, mask=empty, field=empty,
                                      extent=(0, 1, 0, 1), field_label="G"),
-        export.plot_history(tmp_path / "history.png", []),
-        export.plot_crack_density(tmp_path / "density.png", [], []),
-        export.plot_crack_density(tmp_path / "zeros.png", [0.1, 0.2], [0.0, 0.0]),
-        export.plot_histogram(tmp_path / "hist.png", [], xlabel="area"),
-        export.plot_histogram(tmp_path / "nan.png", [math.nan], xlabel="area"),
+        plots.plot_history(tmp_path / "history.png", []),
+        plots.plot_crack_density(tmp_path / "density.png", [], []),
+        plots.plot_crack_density(tmp_path / "zeros.png", [0.1, 0.2], [0.0, 0.0]),
+        plots.plot_histogram(tmp_path / "hist.png", [], xlabel="area"),
+        plots.plot_histogram(tmp_path / "nan.png", [math.nan], xlabel="area"),
     ]
     for p in paths:
         assert_picture(p)  # a "no data" picture, or empty axes: text and lines on white
 
 
-@pytest.mark.parametrize("module", ["export", "analysis"])
+# the numpy-only modules: no torch, and of vefrac only each other (each checked here too)
+PURE = {"export": set(), "plots": {"export"}, "junctions": set(), "analysis": {"junctions"}}
+
+
+@pytest.mark.parametrize("module", sorted(PURE))
 def test_modules_import_no_torch_no_vefrac_and_no_plotting_at_import(module):
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     tree = ast.parse(open(os.path.join(root, "vefrac", f"{module}.py")).read())
@@ -312,7 +316,9 @@ def test_modules_import_no_torch_no_vefrac_and_no_plotting_at_import(module):
             if isinstance(node, ast.Import):
                 yield from (a.name.split(".")[0] for a in node.names)
             elif isinstance(node, ast.ImportFrom):
-                yield "vefrac" if node.level else (node.module or "").split(".")[0]
+                yield f"vefrac.{node.module}" if node.level else (node.module or "").split(".")[0]
 
-    assert not {"torch", "vefrac"} & set(imported(ast.walk(tree)))
+    names = set(imported(ast.walk(tree)))
+    assert "torch" not in names
+    assert {n for n in names if n.startswith("vefrac")} <= {f"vefrac.{m}" for m in PURE[module]}
     assert not {"matplotlib", "pyvista", "skimage"} & set(imported(tree.body))

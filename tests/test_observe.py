@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vefrac import analysis, config, export
+from vefrac import analysis, config, plots
 from vefrac.errors import InputError
 from vefrac.geometry import build_domain
 from vefrac.observe import read_observation
@@ -374,7 +374,7 @@ def test_crack_overlap_uses_physical_spacing_and_empty_cases():
 def test_plot_observation_writes_a_png(tmp_path):
     img = picture(200, 200, horizontal=[100], vertical=[60])
     obs, grid = observe(save(tmp_path, "dish.png", img), domain=disk(0.5))
-    out = export.plot_observation(tmp_path / "observed.png", grey=obs.grey, phi=obs.phi,
+    out = plots.plot_observation(tmp_path / "observed.png", grey=obs.grey, phi=obs.phi,
                                   material=obs.material, extent=grid.extent, title="read")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with Image.open(out) as png:

@@ -144,7 +144,7 @@ def _run(args, scn) -> int:
     device = pick_device(args.device)
     out = Path(args.out) if args.out else default_out(scn)
     prepare_output(out, resume=args.resume, overwrite=args.overwrite)
-    total = planned_iterations(scn) if scn.solver.backend == "pinn" else None  # fem: unknown in advance
+    total = planned_iterations(scn)
 
     def job(progress, log, device):
         return Run(scn, out, device=device, resume=args.resume, progress=progress, log=log)
@@ -189,7 +189,7 @@ def _sweep(args) -> int:
         else:
             statuses = run_local(plan, jobs=args.jobs, resume=args.resume, device=args.device, log=log)
     except KeyboardInterrupt:
-        print(f"vefrac: sweep interrupted; continue with the same command and --resume", file=sys.stderr)
+        print("vefrac: sweep interrupted; continue with the same command and --resume", file=sys.stderr)
         return 130
     kinds = [s.split(" (")[0] for s in statuses]
     print(f"{len(plan.runs)} runs: " + ", ".join(f"{kinds.count(k)} {k}" for k in dict.fromkeys(kinds))
@@ -230,7 +230,7 @@ def _observe_only(args, scn, out: Path, device) -> int:
 
     work = Inversion(scn, Path(args.image), out, device=device, log=lambda line: print(line, file=sys.stderr))
     out.mkdir(parents=True, exist_ok=True)
-    work._plot_observation()
+    work.plot_observation()
     ob = work.observed
     source = observed_source(ob, grid=work.grid, s=work.s, path=args.image,
                              method=scn.invert.observation.method)

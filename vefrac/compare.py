@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import export
+from . import plots
 from .errors import InputError
 
 STATISTICS = ("crack_length", "skeleton_length", "fragments", "mean_fragment_area", "cracked_fraction",
@@ -163,5 +163,5 @@ def compare(run_a: str | Path, run_b: str | Path, *, picture: str | Path) -> str
     """The comparison table as text; writes the side-by-side picture of the final crack patterns.
     Either side may be a picture (a file) instead of a run folder."""
     a, b = _load_pair(run_a, run_b)
-    export.plot_side_by_side(picture, [(a.label, a.phi, a.mask, a.extent), (b.label, b.phi, b.mask, b.extent)])
+    plots.plot_side_by_side(picture, [(a.label, a.phi, a.mask, a.extent), (b.label, b.phi, b.mask, b.extent)])
     return format_table(a, b)

@@ -150,4 +150,3 @@ def schema_paths() -> list[str]:
     return config_errors.schema_paths()
 
 
-_schema_paths = schema_paths  # the old name, still used by tests/test_docs.py

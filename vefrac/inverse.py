@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from . import __version__, analysis, config, export
+from . import __version__, analysis, config, export, plots
 from .checkpoint import load_checkpoint, save_checkpoint
 from .errors import InputError
 from .fields import GridField, bilinear, build_toughness
@@ -184,8 +184,8 @@ class Inversion:
         return {"phi": f["phi"].reshape(ny, nx), "c": f["crack_density"].reshape(ny, nx), "energy": energy,
                 "misfit": misfit}
 
-    def _plot_observation(self) -> None:
-        export.plot_observation(self.out / "observation.png", grey=self.observed.grey, phi=self.observed.phi,
+    def plot_observation(self) -> None:
+        plots.plot_observation(self.out / "observation.png", grey=self.observed.grey, phi=self.observed.phi,
                                 material=self.observed.material, extent=self.grid.extent,
                                 title=f"what was read from {self.image.name} ({self.observed.cracks} cracks)")
 
@@ -273,7 +273,7 @@ class Inversion:
         self.t0 = time.perf_counter()
         if not self.resumed:
             self._prepare_folder()
-        self._plot_observation()
+        self.plot_observation()
         for index in range(self.state.seed_index, self.scn.invert.seeds):
             self._one_seed(index)
         logs = np.stack([r["log_G"] for r in self.state.results])
@@ -294,7 +294,7 @@ class Inversion:
         phi = run.outputs.snapshots[-1].arrays["phi"]
         # the forward run wrote its own config and pictures into the folder: put the inversion's back
         export.atomic_write_text(self.out / "config.yaml", config.dump_scenario(self.scn))
-        self._plot_observation()
+        self.plot_observation()
         overlap = self._overlap(phi)
         mask = ob.material
         arrays = {"G": np.exp(log_g), "log_G": log_g, "phi_observed": ob.phi,
@@ -304,13 +304,13 @@ class Inversion:
             arrays["log_G_std"] = log_std
         export.write_vti(self.out / "inferred.vti", origin=grid.origin, spacing=grid.spacing, point_data=arrays)
         export.write_csv(self.out / "inversion.csv", self.state.history, HISTORY_COLUMNS)
-        export.plot_inversion_history(self.out / "inversion.png", self.state.history)
-        export.plot_crack_over_field(self.out / "G_inferred.png", phi=ob.phi, mask=mask, field=np.exp(log_g),
+        plots.plot_inversion_history(self.out / "inversion.png", self.state.history)
+        plots.plot_crack_over_field(self.out / "G_inferred.png", phi=ob.phi, mask=mask, field=np.exp(log_g),
                                      extent=grid.extent, field_label="inferred G, observed cracks")
         if log_std is not None:
-            export.plot_crack_over_field(self.out / "G_uncertainty.png", phi=ob.phi, mask=mask, field=log_std,
+            plots.plot_crack_over_field(self.out / "G_uncertainty.png", phi=ob.phi, mask=mask, field=log_std,
                                          extent=grid.extent, field_label="std of log G over seeds")
-        export.plot_side_by_side(self.out / "observed_vs_model.png",
+        plots.plot_side_by_side(self.out / "observed_vs_model.png",
                                  [("observed", ob.phi, mask, grid.extent),
                                   (f"forward run with inferred G (overlap {overlap['iou']:.2f})", phi, mask,
                                    grid.extent)])

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from . import __version__, analysis, config, export
+from . import __version__, analysis, config, export, plots
 from .checkpoint import load_checkpoint, save_checkpoint
 from .errors import InputError
 from .geometry import Grid
@@ -140,14 +140,14 @@ class FolderOutputs(Recorder):
 
     def _pictures(self, areas: np.ndarray, angles: np.ndarray) -> None:
         extent, last = self.grid.extent, self.last.arrays
-        export.plot_crack_series(self.out / "cracks.png", self.frames, extent=extent, title=self.scn.name)
-        export.plot_crack_over_field(self.out / "cracks_over_G.png", phi=last["phi"], mask=last["mask"].astype(bool),
+        plots.plot_crack_series(self.out / "cracks.png", self.frames, extent=extent, title=self.scn.name)
+        plots.plot_crack_over_field(self.out / "cracks_over_G.png", phi=last["phi"], mask=last["mask"].astype(bool),
                                      field=last["G"], extent=extent, field_label="G (toughness)")
-        export.plot_history(self.out / "energy.png", self.rows)
-        export.plot_crack_density(self.out / "crack_density.png", [r["t"] for r in self.rows],
+        plots.plot_history(self.out / "energy.png", self.rows)
+        plots.plot_crack_density(self.out / "crack_density.png", [r["t"] for r in self.rows],
                                   [r["skeleton_length"] / self.area for r in self.rows])
-        export.plot_histogram(self.out / "fragment_areas.png", areas, xlabel="fragment area")
-        export.plot_histogram(self.out / "junction_angles.png", angles, xlabel="angle between crack arms (°)",
+        plots.plot_histogram(self.out / "fragment_areas.png", areas, xlabel="fragment area")
+        plots.plot_histogram(self.out / "junction_angles.png", angles, xlabel="angle between crack arms (°)",
                               bins=36, marks=(90, 120))
 
     def save_checkpoint(self, payload: dict) -> None:

@@ -46,8 +46,11 @@ def space_time_iterations(solver: config.Solver) -> int:
     return solver.first_step_iterations + (solver.load_steps - 1) * solver.iterations
 
 
-def planned_iterations(scn: config.Scenario) -> int:
-    """Adam iterations a run will take (for progress bars; adaptive load steps: at least)."""
+def planned_iterations(scn: config.Scenario) -> int | None:
+    """Adam iterations a run will take (for progress bars; adaptive load steps: at least); None
+    for the fem backend, whose staggered iterations are not known in advance."""
+    if scn.solver.backend == "fem":
+        return None
     if scn.solver.time == "space_time":
         return space_time_iterations(scn.solver)
     steps = len(step_times(scn.shrinkage.t_end, scn.solver.load_steps, scn.output.snapshots)) - 1
