@@ -101,7 +101,8 @@ def load_picture(path: str | Path, *, like: RunResult | None = None) -> RunResul
     if like is not None and source.phi.shape != like.phi.shape:
         raise InputError(f"picture {str(path)!r} was read onto a {source.phi.shape} grid, the run "
                          f"{str(like.folder)!r} has {like.phi.shape}: check its config.yaml")
-    result = RunResult(Path(path), {"name": Path(path).stem, "backend": "picture"}, source.phi, source.mask,
+    result = RunResult(Path(path), {"name": Path(path).stem, "backend": "picture",
+                                    "warnings": source.info["warnings"]}, source.phi, source.mask,
                        source.grid.extent)
     return _from_phi(result, s=source.s, picture=True)
 
@@ -164,4 +165,5 @@ def compare(run_a: str | Path, run_b: str | Path, *, picture: str | Path) -> str
     Either side may be a picture (a file) instead of a run folder."""
     a, b = _load_pair(run_a, run_b)
     plots.plot_side_by_side(picture, [(a.label, a.phi, a.mask, a.extent), (b.label, b.phi, b.mask, b.extent)])
-    return format_table(a, b)
+    warnings = [f"warning: {w}" for r in (a, b) for w in r.summary.get("warnings", [])]
+    return "\n".join([*warnings, format_table(a, b)])
