@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vefrac import analyze
+from vefrac import pattern_sources
 from vefrac.imageio import picture_size, read_grey
 
 PHOTO = Path(__file__).parent / "data" / "mud_patrignani.jpg"
@@ -33,8 +33,8 @@ SIZE = [0.75, 1.0]
 
 
 def statistics(path):
-    source = analyze.load_source(path, size=SIZE)
-    return analyze.analyse(source).statistics
+    source = pattern_sources.load_source(path, size=SIZE)
+    return pattern_sources.analyse(source).statistics
 
 
 @pytest.fixture(scope="module")

@@ -285,7 +285,7 @@ def analyze(source: str | Path, *, size: Sequence[float] | None = None,
     `vefrac analyze` (vefrac/pattern.py). size: the physical [width, height] a picture spans
     (default: pixels); scenario: read the picture with its domain, s and observation keys.
     Returns a pattern.Pattern (`.statistics` dict, cell labels, skeleton, junctions)."""
-    from .analyze import analyse, load_source
+    from .pattern_sources import analyse, load_source
 
     if scenario is not None and not isinstance(scenario, config.Scenario):
         scenario = load_scenario(scenario)

@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _analyze(args) -> int:
-    from .analyze import analyse, load_source, report, write_analysis
+    from .pattern_sources import analyse, load_source, report, write_analysis
     from .config import load_scenario
 
     scn = load_scenario(args.scenario) if args.scenario else None
@@ -225,7 +225,7 @@ def _invert(args, scn) -> int:
 
 def _observe_only(args, scn, out: Path, device) -> int:
     from .analysis import length_of_skeleton
-    from .analyze import analyse, observed_source, write_analysis, write_observation_vti
+    from .pattern_sources import analyse, observed_source, write_analysis, write_observation_vti
     from .inverse import Inversion
 
     work = Inversion(scn, Path(args.image), out, device=device, log=lambda line: print(line, file=sys.stderr))

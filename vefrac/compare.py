@@ -94,7 +94,7 @@ def _from_phi(result: RunResult, *, s: float, picture: bool) -> RunResult:
 def load_picture(path: str | Path, *, like: RunResult | None = None) -> RunResult:
     """A picture as a RunResult: read with the scenario of the run `like` (onto its grid), or with
     `vefrac analyze`'s defaults (pixels) when there is none."""
-    from .analyze import picture_source
+    from .pattern_sources import picture_source
 
     scn = _scenario_of(like) if like is not None else None
     source = picture_source(path, scenario=scn)
@@ -108,7 +108,7 @@ def load_picture(path: str | Path, *, like: RunResult | None = None) -> RunResul
 
 
 def _load_pair(path_a, path_b) -> tuple[RunResult, RunResult]:
-    from .analyze import is_picture
+    from .pattern_sources import is_picture
 
     pic_a, pic_b = is_picture(path_a), is_picture(path_b)
     a = None if pic_a else load_run(path_a)
