@@ -252,7 +252,7 @@ class Run:
             if k in snap_index:  # outputs first, then the cache: else the increment counts twice
                 self._snapshot(snap_index[k], t)
             refresh_cache(self.problem, self.model, t, points_per_length=s.cache_points_per_length,
-                          device=self.device, dtype=self.dtype)
+                          device=self.device, dtype=self.dtype, check=self.grid)
             self.state.step, self.state.iteration = k + 1, 0
             self._checkpoint()
             self.log(f"step {k}/{len(times) - 1}  t={t:.4g}  " +
