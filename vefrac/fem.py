@@ -60,7 +60,7 @@ import scipy.sparse.linalg as spla
 import torch
 from torch import nn
 
-from . import config
+from . import config, linsolve
 from .errors import InputError
 from .geometry import Domain
 
@@ -359,6 +359,10 @@ class Staggered:
                 G = problem.toughness(pts.to(dev)).double().cpu().numpy()
             self.G = G.reshape(-1, 4)
         self._start: tuple | None = None
+        # fem.linear_solver: sparse direct, or Krylov with multigrid (vefrac/linsolve.py)
+        kind = getattr(fem, "linear_solver", "direct")
+        self.u_solver = linsolve.DisplacementSolver(kind, points=dof_points(m))
+        self.phi_solver = linsolve.DamageSolver(kind)
 
     # -------------------------------------------------------------- fields at Gauss points
 
@@ -409,7 +413,8 @@ class Staggered:
             if it == max_newton:
                 break
             K = self.u_pattern.assemble(C.reshape(len(C), 36) @ self.BB + self.substrate.ravel())
-            step = factor(K).solve(-residual)
+            # the linear residual a tenth of the Newton loop's own stopping residual
+            step = self.u_solver.solve(K, -residual, atol=1e-11 * scale)
             slope = np.dot(residual, step)
             alpha = 1.0
             while alpha > 1e-8:  # Armijo backtracking: ψ is convex, the full step nearly always passes
@@ -476,7 +481,7 @@ class Staggered:
             result.converged = False
             for it in range(1, fem.max_iterations + 1):
                 A, b = self.phi_qp(U, eps_s)
-                target, qp_ok = box_qp(A, b, lb, np.ones_like(lb), Phi)
+                target, qp_ok = box_qp(A, b, lb, np.ones_like(lb), Phi, solve=self.phi_solver.solve)
                 result.qp_fallbacks += not qp_ok
                 result.residual = float(np.abs(target - Phi).max())
                 done = result.residual < fem.tolerance
@@ -539,21 +544,30 @@ class Staggered:
         return True
 
 
-def factor(matrix: sp.spmatrix) -> spla.SuperLU:
-    """Sparse LU of a symmetric positive definite matrix (a minimum-degree ordering of A + Aᵀ:
-    about half the fill and time of SuperLU's default on these grids)."""
-    return spla.splu(matrix.tocsc(), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
-                     options={"SymmetricMode": True})
+factor = linsolve.factor
+
+
+def dof_points(mesh: QuadMesh) -> np.ndarray:
+    """(n_dofs, 2) a grid node's coordinates for every dof (periodic edges: one of the two)."""
+    ny, nx = mesh.shape
+    jj, ii = np.meshgrid(np.arange(ny + 1), np.arange(nx + 1), indexing="ij")
+    coords = np.stack([mesh.origin[0] + ii.ravel() * mesh.spacing[0], mesh.origin[1] + jj.ravel() * mesh.spacing[1]], 1)
+    out = np.zeros((mesh.n_dofs, 2))
+    on = mesh.node_dof >= 0
+    out[mesh.node_dof[on]] = coords[on]
+    return out
 
 
 def box_qp(A: sp.csr_matrix, b: np.ndarray, lb: np.ndarray, ub: np.ndarray, x0: np.ndarray, *,
-           max_iter: int = 30) -> tuple[np.ndarray, bool]:
+           max_iter: int = 30, solve=None) -> tuple[np.ndarray, bool]:
     """min ½ xᵀAx − bᵀx subject to lb ≤ x ≤ ub, A symmetric positive definite (n, n).
 
     Primal–dual active-set method (Hintermüller, Ito & Kunisch 2002): guess which bounds hold,
     solve for the free unknowns, update the guess from the multipliers; exact once the guess
     repeats. Falls back to L-BFGS-B (returning False) if the guesses cycle. Returns (x, ok).
+    solve(A_FF, rhs, x0) -> x: the free unknowns' linear solve (default: sparse LU).
     """
+    solve = solve or (lambda matrix, rhs, start: factor(matrix).solve(rhs))
     x = np.clip(x0, lb, ub)
     lam = A @ x - b  # the gradient: ≥ 0 where x = lb, ≤ 0 where x = ub, 0 where free
     c = A.diagonal()
@@ -570,7 +584,7 @@ def box_qp(A: sp.csr_matrix, b: np.ndarray, lb: np.ndarray, ub: np.ndarray, x0: 
         if free.any():
             rows = A[free]
             rhs = b[free] - rows[:, fixed] @ x[fixed]
-            x[free] = factor(rows[:, free]).solve(rhs)
+            x[free] = solve(rows[:, free], rhs, x[free])
         lam = A @ x - b
         lam[free] = 0.0
     start = np.clip(x, lb, ub)
