@@ -1,10 +1,13 @@
 """How far the exported φ of a run falls between consecutive snapshots, and its crack statistics.
 
-    python3 scripts/phi_drops.py OUT [OUT ...]
+    python3 scripts/phi_drops.py [--as-cache] OUT [OUT ...]
 
 For each run folder: per pair of snapshots the largest fall of φ and the share of grid points
 where it falls by more than 1e-6; then the last snapshot's fragments, skeleton length, AT2
 crack length and mean band width (area with φ > 0.5 per unit skeleton length), and the wall time.
+--as-cache: the same statistics of the last step's φ cache (checkpoint.pt) interpolated
+bilinearly onto the export grid: what a run that exports its cached grid function (the
+committed state) instead of the network's φ would show.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from vefrac import analysis
+from vefrac.config import load_scenario
 
 
 def snapshots(out: Path) -> list[tuple[np.ndarray, np.ndarray, tuple[float, float]]]:
@@ -49,7 +53,26 @@ def band_width(phi, mask, spacing) -> float:
     return area / length if length > 0 else float("nan")
 
 
+def cache_on_export_grid(out: Path, like: np.ndarray) -> np.ndarray:
+    """The last φ cache of a run (checkpoint.pt) on the export grid of its fields_*.vti."""
+    import pyvista as pv
+    import torch
+
+    from vefrac.fields import bilinear
+
+    payload = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)
+    g = payload["cache_grid"]
+    cache = payload["model"]["cache"].double()
+    grid = pv.read(str(sorted(out.glob("fields_*.vti"))[-1]))
+    nx, ny, _ = grid.dimensions
+    x = torch.as_tensor(np.asarray(grid.points)[:, :2], dtype=torch.float64)
+    phi = bilinear(cache[..., 0], x, origin=tuple(g["origin"]), spacing=tuple(g["spacing"]))
+    return phi.numpy().reshape(ny, nx)
+
+
 def main(argv: list[str]) -> None:
+    as_cache = "--as-cache" in argv
+    argv = [a for a in argv if a != "--as-cache"]
     for name in argv:
         out = Path(name)
         frames = snapshots(out)
@@ -62,6 +85,13 @@ def main(argv: list[str]) -> None:
               f"{max(p[1] for p in d) * 100 if d else 0:.2f} %  fragments {final['fragments']}  "
               f"skeleton {final['skeleton_length']:.3f}  AT2 {final['crack_length']:.3f}  band width "
               f"{band_width(phi, mask, spacing):.4f}  wall {summary['wall_time_s']:.0f} s")
+        if as_cache:
+            cached = np.where(mask, cache_on_export_grid(out, phi), 0.0)
+            s = load_scenario(out / "config.yaml").fracture.length_scale
+            stats = analysis.crack_statistics(cached, mask=mask, spacing=spacing, s=s)
+            print(f"    as cache: fragments {stats['fragments']}  skeleton {stats['skeleton_length']:.3f}  "
+                  f"band width {band_width(cached, mask, spacing):.4f}  largest φ {cached.max():.4f} "
+                  f"(exported {phi.max():.4f})")
         for i, (fall, share) in enumerate(d):
             if fall > 1e-6:
                 print(f"    {i:2d} -> {i + 1:2d}: fall {fall:.3g} at {share * 100:.2f} % of the points")

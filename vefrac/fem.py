@@ -28,7 +28,7 @@ Load stepping. At each time, alternate minimisation (staggered scheme):
 - φ-step: minimise E_h over φ, u fixed, subject to φ_prev ≤ φ ≤ 1 (φ_prev: the state at the end
   of the previous load step; AT1's φ ≥ 0 follows from φ_prev ≥ 0). For AT2 and AT1 this is a
   convex quadratic programme with box constraints, solved exactly by a primal–dual active-set
-  method (sparse direct solves on the free nodes); irreversibility is the bound itself, not a
+  method (linear solves on the free nodes); irreversibility is the bound itself, not a
   history field. L-BFGS-B takes over in the rare case the active sets cycle.
 - iterate until the φ-step changes φ by less than fem.tolerance (max over nodes), at most
   fem.max_iterations φ-steps; the converged state is then that φ-step's answer and its u-step.
@@ -37,6 +37,11 @@ Load stepping. At each time, alternate minimisation (staggered scheme):
   kept only when it does not raise the φ-step's objective, so E_h never increases from one
   iteration to the next. ω = 1.8 cut the iterations of square-mud by half; Anderson acceleration
   did not help (see `Staggered._accelerate`).
+
+Linear solves (fem.linear_solver, vefrac/linsolve.py): `direct` factors every Newton and
+active-set system (SuperLU); `amg` solves the Newton systems by CG with a smoothed-aggregation
+multigrid V-cycle kept across iterations, and the active-set systems by Jacobi-preconditioned CG,
+to tolerances that leave the staggered iterations unchanged.
 
 Mesh dependence: like any phase-field discretisation the crack energy per unit length exceeds G
 by O(h/s), so h ≤ s/2 is the default; tests/test_fem.py has an h-refinement study.
