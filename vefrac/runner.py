@@ -22,7 +22,7 @@ from .energy import Physics
 from .errors import InputError
 from .fields import build_toughness
 from .geometry import Grid, build_domain
-from .solve import (PRECISION_TOLERANCE, TERMS, FieldModel, Problem, State, Trainer, evaluate,
+from .solve import (PRECISION_TOLERANCE, TERMS, FieldModel, Problem, State, Trainer, committed_state, evaluate,
                     measure_crack_length, refresh_cache, space_time_iterations, step_times, trapezoid_weights)
 
 CHECKPOINT = "checkpoint.pt"
@@ -249,10 +249,13 @@ class Run:
                                        "seconds": time.perf_counter() - started,
                                        **{f"loss_{key}": v for key, v in self.trainer.last_terms.items()}})
             self.state.block, self.state.step_iterations, self.state.crack_length = 0, 0, None
-            if k in snap_index:  # outputs first, then the cache: else the increment counts twice
-                self._snapshot(snap_index[k], t)
+            # commit the step (the cache, an upper envelope of its φ at the export grid), then
+            # export what was committed: φ never decreases at any point from snapshot to snapshot
             refresh_cache(self.problem, self.model, t, points_per_length=s.cache_points_per_length,
                           device=self.device, dtype=self.dtype, check=self.grid)
+            if k in snap_index:
+                with committed_state(self.model):
+                    self._snapshot(snap_index[k], t)
             self.state.step, self.state.iteration = k + 1, 0
             self._checkpoint()
             self.log(f"step {k}/{len(times) - 1}  t={t:.4g}  " +

@@ -130,6 +130,7 @@ class FieldModel(nn.Module):
         # load stepping: φ of the previous step on a grid, channels (φ, ∂φ/∂x, ∂φ/∂y)
         self.cache_grid: Grid | None = None
         self.register_buffer("cache", None)
+        self.committed_only = False  # φ is the cache alone: the committed state (see committed_state)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor):
         """Same as `fields`: lets DistributedDataParallel wrap the model."""
@@ -157,7 +158,10 @@ class FieldModel(nn.Module):
                                                    width=self.knot_width)
         else:
             prev = self.previous_phi(x)
-            phi, grad_phi = incremental_phase_field(prev[:, 0], prev[:, 1:], a[:, 0], grad_a[:, 0])
+            if self.committed_only:
+                phi, grad_phi = prev[:, 0], prev[:, 1:]
+            else:
+                phi, grad_phi = incremental_phase_field(prev[:, 0], prev[:, 1:], a[:, 0], grad_a[:, 0])
         return u, grad_u, phi, grad_phi
 
     def previous_phi(self, x: torch.Tensor) -> torch.Tensor:
@@ -478,6 +482,20 @@ def crack_indicator(cache: torch.Tensor, *, physics: Physics) -> torch.Tensor:
     flat = cache.reshape(-1, 3)
     density = crack_length_density(flat[:, 0], flat[:, 1:], s=physics.s, model=physics.model)
     return density.reshape(cache.shape[:2])
+
+
+@contextlib.contextmanager
+def committed_state(model: FieldModel):
+    """Inside, the model's φ is the state the last `refresh_cache` committed (the cache's
+    interpolant, without the current φ-net's increment). Snapshots taken after refresh_cache
+    read this: the interpolants only grow with the nodal values, so the exported φ never
+    decreases at any point, and the envelope makes it at least the step's φ at the export grid."""
+    before = model.committed_only
+    model.committed_only = model.cache is not None and not model.space_time
+    try:
+        yield model
+    finally:
+        model.committed_only = before
 
 
 @torch.no_grad()
