@@ -7,7 +7,8 @@ The case: a unit square, G log-normal (mean 1e-3, cv 0.2, correlation length 0.0
 s = 1 / ratio, η as given, shrinkage to t_end in `--steps` load steps, the FEM's defaults
 otherwise (h = s/2). For each (ratio, η) the solvers run side by side, each in its own
 process with one thread, started together, so they share the machine alike and the ratio of
-their wall times is fair on a loaded machine. Prints per run: wall time, staggered and Newton
+their wall times is fair on a loaded machine (the CPU time of each process is printed too: on a
+machine shared with other jobs it is the steadier figure). Prints per run: wall time, CPU time, staggered and Newton
 iterations, linear solves and Krylov iterations, cells (fragments), skeleton and AT2 crack
 length; then per solver the exponent of wall time in domain/s fitted over the ratios.
 """
@@ -20,6 +21,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -46,14 +48,16 @@ def measure(spec: dict) -> dict:
     from vefrac.runner import Run
 
     torch.set_num_threads(1)
+    cpu = time.process_time()
     scn = load_scenario(ROOT / "scenarios" / "square-mud.yaml", spec["overrides"])
     with tempfile.TemporaryDirectory() as out:
         run = Run(scn, Path(out), device=torch.device("cpu"), log=lambda line: None, pictures=False)
         summary = run.execute()
+    cpu = time.process_time() - cpu
     final = summary["final"]
     steps = summary["steps"]
     u, phi = run.trainer.u_solver.counts, run.trainer.phi_solver.counts
-    return {**{k: spec[k] for k in ("ratio", "eta", "solver")}, "wall_s": summary["wall_time_s"],
+    return {**{k: spec[k] for k in ("ratio", "eta", "solver")}, "wall_s": summary["wall_time_s"], "cpu_s": cpu,
             "cells": int(np.prod(run.model.mesh.shape)), "dofs": int(run.model.mesh.n_dofs),
             "staggered": sum(r["iterations"] for r in steps), "newton": sum(r["newton_iterations"] for r in steps),
             "converged": all(r["converged"] for r in steps), "fragments": final["fragments"],
@@ -94,7 +98,7 @@ def main() -> None:
         print(json.dumps(measure(json.loads(args.one))))
         return
     rows = []
-    head = (f"{'L/s':>5} {'eta':>5} {'solver':>7} {'wall s':>8} {'cells':>8} {'stagg':>6} {'newton':>6} "
+    head = (f"{'L/s':>5} {'eta':>5} {'solver':>7} {'wall s':>8} {'cpu s':>8} {'cells':>8} {'stagg':>6} {'newton':>6} "
             f"{'u its':>7} {'phi its':>8} {'frag':>5} {'skeleton':>9} {'AT2':>7}")
     print("shared machine: each pair of runs side by side, one thread each\n" + head, flush=True)
     for ratio in args.ratios:
@@ -104,14 +108,15 @@ def main() -> None:
                      for solver in args.solvers]
             for r in side_by_side(specs):
                 rows.append(r)
-                print(f"{r['ratio']:5.0f} {r['eta']:5.0f} {r['solver']:>7} {r['wall_s']:8.1f} {r['cells']:8d} "
+                print(f"{r['ratio']:5.0f} {r['eta']:5.0f} {r['solver']:>7} {r['wall_s']:8.1f} {r['cpu_s']:8.1f} {r['cells']:8d} "
                       f"{r['staggered']:6d} {r['newton']:6d} {r['u_krylov']:7d} {r['phi_krylov']:8d} "
                       f"{r['fragments']:5d} {r['skeleton_length']:9.3f} {r['crack_length']:7.3f}", flush=True)
     for solver in args.solvers:
         for eta in args.etas:
             sel = [r for r in rows if r["solver"] == solver and r["eta"] == eta]
             k = fitted_exponent([r["ratio"] for r in sel], [r["wall_s"] for r in sel])
-            print(f"{solver}, eta {eta:g}: wall time ~ (domain/s)^{k:.2f}")
+            kc = fitted_exponent([r["ratio"] for r in sel], [r["cpu_s"] for r in sel])
+            print(f"{solver}, eta {eta:g}: wall time ~ (domain/s)^{k:.2f}, CPU time ~ (domain/s)^{kc:.2f}")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
 

@@ -476,6 +476,7 @@ class Staggered:
         m, model, fem = self.mesh, self.model, self.fem
         eps_s = self.problem.rate * t
         self._start = (model.u.clone(), model.phi.clone(), model.phi_prev.clone(), self.counter[0])
+        self.u_solver.new_step()
         U = m.dofs(model.u.cpu().numpy()).ravel()
         Phi = m.dofs(model.phi.cpu().numpy()) if model.fracture else None
         U, newton, ok = self.u_step(U, Phi, eps_s)

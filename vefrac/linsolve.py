@@ -6,8 +6,8 @@ Both sub-problems of the staggered scheme are symmetric positive definite:
   smoothed-aggregation algebraic multigrid (pyamg) built with the layer's three rigid-body modes
   as near-null space. The tangent changes little from one Newton or staggered iteration to the
   next, so the hierarchy is kept: only the finest level's matrix and smoother are replaced
-  (pyamg's change_solve_matrix), and the whole setup is redone when CG needs more than
-  `REBUILD_RATIO` times the iterations it needed right after the last setup (a crack grew);
+  (pyamg's change_solve_matrix), and the whole setup is redone at each load step and when CG
+  needs more than `REBUILD_RATIO` times the iterations it needed right after the last setup;
 - the φ-step's free-node systems (AT2: ∫ (2W+ + G/s) NᵀN + G s ∇Nᵀ∇N): with h ∝ s their mass
   term keeps the condition number bounded independently of domain/s (about 1 + 8 s²/h² times
   the spread of G), so CG preconditioned by the diagonal converges in a few tens of iterations
@@ -90,6 +90,12 @@ class DisplacementSolver:
         self._fresh_iterations = None  # CG iterations right after the last setup
         self._last: np.ndarray | None = None
 
+    def new_step(self) -> None:
+        """Forget the hierarchy and the last solution: each load step starts from a fresh setup, so
+        a step's answer depends on that step alone (a resumed run repeats an uninterrupted one bit
+        for bit)."""
+        self._hierarchy, self._fresh_iterations, self._last = None, None, None
+
     def solve(self, K: sp.csr_matrix, r: np.ndarray, *, atol: float = 0.0) -> np.ndarray:
         self.counts.solves += 1
         if self.kind == "direct":
@@ -115,9 +121,13 @@ class DisplacementSolver:
     def _setup(self, K) -> None:
         """Smoothed aggregation on the 2×2 node blocks (so a node's two components aggregate
         together), then every level in CSR with symmetric Gauss–Seidel: pyamg's block smoother
-        and BSR products cost about 20× more here than their scalar versions."""
+        and BSR products cost about 20× more here than their scalar versions. The prolongator is
+        smoothed with local (Gershgorin) Jacobi weights: pyamg's default estimates a spectral
+        radius from a random vector of numpy's global stream, which made runs differ in the last
+        bits from one process to another."""
         self.counts.setups += 1
         ml = pyamg.smoothed_aggregation_solver(sp.bsr_matrix(K, blocksize=(2, 2)), B=rigid_body_modes(self.points),
+                                               smooth=("jacobi", {"omega": 4 / 3, "weighting": "local"}),
                                                improve_candidates=None, presmoother=SMOOTHER,
                                                postsmoother=SMOOTHER, max_coarse=500, coarse_solver="splu")
         for level in ml.levels:
