@@ -365,7 +365,7 @@ class Staggered:
             self.G = G.reshape(-1, 4)
         self._start: tuple | None = None
         # fem.linear_solver: sparse direct, or Krylov with multigrid (vefrac/linsolve.py)
-        kind = getattr(fem, "linear_solver", "direct")
+        kind = fem.linear_solver
         self.u_solver = linsolve.DisplacementSolver(kind, points=dof_points(m))
         self.phi_solver = linsolve.DamageSolver(kind)
 
