@@ -28,7 +28,7 @@ Load stepping. At each time, alternate minimisation (staggered scheme):
 - φ-step: minimise E_h over φ, u fixed, subject to φ_prev ≤ φ ≤ 1 (φ_prev: the state at the end
   of the previous load step; AT1's φ ≥ 0 follows from φ_prev ≥ 0). For AT2 and AT1 this is a
   convex quadratic programme with box constraints, solved exactly by a primal–dual active-set
-  method (sparse direct solves on the free nodes); irreversibility is the bound itself, not a
+  method (linear solves on the free nodes); irreversibility is the bound itself, not a
   history field. L-BFGS-B takes over in the rare case the active sets cycle.
 - iterate until the φ-step changes φ by less than fem.tolerance (max over nodes), at most
   fem.max_iterations φ-steps; the converged state is then that φ-step's answer and its u-step.
@@ -37,6 +37,11 @@ Load stepping. At each time, alternate minimisation (staggered scheme):
   kept only when it does not raise the φ-step's objective, so E_h never increases from one
   iteration to the next. ω = 1.8 cut the iterations of square-mud by half; Anderson acceleration
   did not help (see `Staggered._accelerate`).
+
+Linear solves (fem.linear_solver, vefrac/linsolve.py): `direct` factors every Newton and
+active-set system (SuperLU); `amg` solves the Newton systems by CG with a smoothed-aggregation
+multigrid V-cycle kept across iterations, and the active-set systems by Jacobi-preconditioned CG,
+to tolerances that leave the staggered iterations unchanged.
 
 Mesh dependence: like any phase-field discretisation the crack energy per unit length exceeds G
 by O(h/s), so h ≤ s/2 is the default; tests/test_fem.py has an h-refinement study.
@@ -56,10 +61,9 @@ from typing import Callable
 import numpy as np
 import scipy.optimize
 import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 import torch
 
-from . import config
+from . import config, linsolve
 from .fem_material import split_densities, stress_tangent
 from .fem_mesh import GAUSS_POINTS, FemModel, QuadMesh, SparsityPattern, build_mesh, element_size, q1_shape
 from .problem import Problem
@@ -124,6 +128,10 @@ class Staggered:
                 G = problem.toughness(pts.to(dev)).double().cpu().numpy()
             self.G = G.reshape(-1, 4)
         self._start: tuple | None = None
+        # fem.linear_solver: sparse direct, or Krylov with multigrid (vefrac/linsolve.py)
+        kind = fem.linear_solver
+        self.u_solver = linsolve.DisplacementSolver(kind, points=dof_points(m))
+        self.phi_solver = linsolve.DamageSolver(kind)
 
     # -------------------------------------------------------------- fields at Gauss points
 
@@ -174,7 +182,8 @@ class Staggered:
             if it == max_newton:
                 break
             K = self.u_pattern.assemble(C.reshape(len(C), 36) @ self.BB + self.substrate.ravel())
-            step = factor(K).solve(-residual)
+            # the linear residual a tenth of the Newton loop's own stopping residual
+            step = self.u_solver.solve(K, -residual, atol=1e-11 * scale)
             slope = np.dot(residual, step)
             alpha = 1.0
             while alpha > 1e-8:  # Armijo backtracking: ψ is convex, the full step nearly always passes
@@ -231,6 +240,7 @@ class Staggered:
         m, model, fem = self.mesh, self.model, self.fem
         eps_s = self.problem.rate * t
         self._start = (model.u.clone(), model.phi.clone(), model.phi_prev.clone(), self.counter[0])
+        self.u_solver.new_step()
         U = m.dofs(model.u.cpu().numpy()).ravel()
         Phi = m.dofs(model.phi.cpu().numpy()) if model.fracture else None
         U, newton, ok = self.u_step(U, Phi, eps_s)
@@ -241,7 +251,7 @@ class Staggered:
             result.converged = False
             for it in range(1, fem.max_iterations + 1):
                 A, b = self.phi_qp(U, eps_s)
-                target, qp_ok = box_qp(A, b, lb, np.ones_like(lb), Phi)
+                target, qp_ok = box_qp(A, b, lb, np.ones_like(lb), Phi, solve=self.phi_solver.solve)
                 result.qp_fallbacks += not qp_ok
                 result.residual = float(np.abs(target - Phi).max())
                 done = result.residual < fem.tolerance
@@ -304,21 +314,30 @@ class Staggered:
         return True
 
 
-def factor(matrix: sp.spmatrix) -> spla.SuperLU:
-    """Sparse LU of a symmetric positive definite matrix (a minimum-degree ordering of A + Aᵀ:
-    about half the fill and time of SuperLU's default on these grids)."""
-    return spla.splu(matrix.tocsc(), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
-                     options={"SymmetricMode": True})
+factor = linsolve.factor
+
+
+def dof_points(mesh: QuadMesh) -> np.ndarray:
+    """(n_dofs, 2) a grid node's coordinates for every dof (periodic edges: one of the two)."""
+    ny, nx = mesh.shape
+    jj, ii = np.meshgrid(np.arange(ny + 1), np.arange(nx + 1), indexing="ij")
+    coords = np.stack([mesh.origin[0] + ii.ravel() * mesh.spacing[0], mesh.origin[1] + jj.ravel() * mesh.spacing[1]], 1)
+    out = np.zeros((mesh.n_dofs, 2))
+    on = mesh.node_dof >= 0
+    out[mesh.node_dof[on]] = coords[on]
+    return out
 
 
 def box_qp(A: sp.csr_matrix, b: np.ndarray, lb: np.ndarray, ub: np.ndarray, x0: np.ndarray, *,
-           max_iter: int = 30) -> tuple[np.ndarray, bool]:
+           max_iter: int = 30, solve=None) -> tuple[np.ndarray, bool]:
     """min ½ xᵀAx − bᵀx subject to lb ≤ x ≤ ub, A symmetric positive definite (n, n).
 
     Primal–dual active-set method (Hintermüller, Ito & Kunisch 2002): guess which bounds hold,
     solve for the free unknowns, update the guess from the multipliers; exact once the guess
     repeats. Falls back to L-BFGS-B (returning False) if the guesses cycle. Returns (x, ok).
+    solve(A_FF, rhs, x0) -> x: the free unknowns' linear solve (default: sparse LU).
     """
+    solve = solve or (lambda matrix, rhs, start: factor(matrix).solve(rhs))
     x = np.clip(x0, lb, ub)
     lam = A @ x - b  # the gradient: ≥ 0 where x = lb, ≤ 0 where x = ub, 0 where free
     c = A.diagonal()
@@ -335,7 +354,7 @@ def box_qp(A: sp.csr_matrix, b: np.ndarray, lb: np.ndarray, ub: np.ndarray, x0: 
         if free.any():
             rows = A[free]
             rhs = b[free] - rows[:, fixed] @ x[fixed]
-            x[free] = factor(rows[:, free]).solve(rhs)
+            x[free] = solve(rows[:, free], rhs, x[free])
         lam = A @ x - b
         lam[free] = 0.0
     start = np.clip(x, lb, ub)

@@ -60,6 +60,7 @@ class FieldModel(nn.Module):
         # load stepping: φ of the previous step on a grid, channels (φ, ∂φ/∂x, ∂φ/∂y)
         self.cache_grid: Grid | None = None
         self.register_buffer("cache", None)
+        self.committed_only = False  # φ is the cache alone: the committed state (see solve.committed_state)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor):
         """Same as `fields`: lets DistributedDataParallel wrap the model."""
@@ -87,7 +88,10 @@ class FieldModel(nn.Module):
                                                    width=self.knot_width)
         else:
             prev = self.previous_phi(x)
-            phi, grad_phi = incremental_phase_field(prev[:, 0], prev[:, 1:], a[:, 0], grad_a[:, 0])
+            if self.committed_only:
+                phi, grad_phi = prev[:, 0], prev[:, 1:]
+            else:
+                phi, grad_phi = incremental_phase_field(prev[:, 0], prev[:, 1:], a[:, 0], grad_a[:, 0])
         return u, grad_u, phi, grad_phi
 
     def previous_phi(self, x: torch.Tensor) -> torch.Tensor:

@@ -22,7 +22,8 @@ from . import config, solve
 from .checkpoint import grid_from_state, grid_state
 from .pinn_model import FieldModel
 from .problem import Problem
-from .solve import State, Trainer, evaluate, measure_crack_length, refresh_cache, space_time_iterations, step_times
+from .solve import (State, Trainer, committed_state, evaluate, measure_crack_length, refresh_cache,
+                    space_time_iterations, step_times)
 
 
 class PinnSolver:
@@ -111,6 +112,7 @@ class LoadStepping(PinnSolver):
         self.adaptive = scn.solver.step_tolerance is not None and self.model.phi_net is not None
         # adaptive load steps measure the crack length on a grid of two points per s
         self.check_grid = problem.domain.grid(max(16, math.ceil(2 * problem.domain.length / problem.physics.s)))
+        self.export_grid = problem.domain.grid(scn.output.resolution)
 
     def times(self) -> np.ndarray:
         return self._times
@@ -158,10 +160,16 @@ class LoadStepping(PinnSolver):
         return (f"iterations={record['iterations']}  " if self.adaptive else "") + super().describe(record)
 
     def commit(self, t: float) -> None:
-        """The step's φ becomes the next step's lower bound (after the snapshot: else the
-        increment would count twice)."""
+        """The step's φ becomes the next step's lower bound: the cache, raised to an upper envelope
+        of this step's φ on a sub-grid of every cache cell and at the export grid's points."""
         refresh_cache(self.problem, self.model, t, points_per_length=self.settings.cache_points_per_length,
-                      device=self.device, dtype=self.dtype)
+                      device=self.device, dtype=self.dtype, check=self.export_grid)
+
+    def fields(self, points: np.ndarray, t: float) -> dict[str, np.ndarray]:
+        """The committed state (after `commit`): φ is the cache's interpolant, which only grows from
+        step to step at every point, and is at least the step's own φ at the export grid."""
+        with committed_state(self.model):
+            return super().fields(points, t)
 
 
 class SpaceTime(PinnSolver):

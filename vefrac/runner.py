@@ -141,9 +141,9 @@ class Run:
                 record = self.solver.advance(t, checkpoint=self._checkpoint)
                 if record is not None:
                     self.state.history.append({"step": k, **record})
-                if k in snap_index:  # outputs first, then commit: else the increment counts twice
+                self.solver.commit(t)  # the step becomes irreversible; snapshots show what was committed
+                if k in snap_index:
                     self._snapshot(snap_index[k], t)
-                self.solver.commit(t)
                 self.state.step = k + 1
                 self._checkpoint()
                 if record is not None:

@@ -233,6 +233,7 @@ class Fem(_Strict):
     max_iterations: Annotated[int, Field(ge=1, le=1_000_000)] = 500
     acceleration: Literal["overrelaxation", "none"] = "overrelaxation"
     relaxation: Annotated[float, Field(ge=1, lt=2)] = 1.8
+    linear_solver: Literal["amg", "direct"] = "amg"  # vefrac/linsolve.py
 
 
 class Observation(_Strict):

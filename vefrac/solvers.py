@@ -4,8 +4,8 @@ A run (runner.Run) is the same loop for all of them:
 
     for t in solver.times()[1:]:           # times()[0] = 0: the unloaded state
         record = solver.advance(t, checkpoint=...)   # minimise at load t, warm-started
-        if t is a snapshot time: arrays = solver.fields(grid points, t)
         solver.commit(t)                    # the step becomes irreversible
+        if t is a snapshot time: arrays = solver.fields(grid points, t)   # the committed state
         checkpoint(solver.state_dict())
 
 Implementations: pinn_solvers.LoadStepping (PINN, one minimisation per load step, adaptive steps
@@ -54,7 +54,8 @@ class Solver(Protocol):
         'substrate' (M,) and 'crack_density' (M,), the crack-length functional's density."""
 
     def commit(self, t: float) -> None:
-        """After the snapshot at t: make the step irreversible (the PINN's φ cache)."""
+        """After advance(t): make the step irreversible (the PINN's φ cache); `fields` then
+        returns the committed state."""
 
     @property
     def iterations(self) -> int:
