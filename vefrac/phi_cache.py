@@ -53,14 +53,24 @@ def cell_of(points: torch.Tensor, grid: Grid) -> torch.Tensor:
     return j0 * nx + i0
 
 
+def cells_touching(points: torch.Tensor, grid: Grid, *, tolerance: float = 1e-6) -> torch.Tensor:
+    """(4, M) the cells each point lies in, a point on (or within `tolerance` cells of) a cell's
+    edge counted in the cells on both sides: which of them `bilinear` picks for such a point
+    depends on rounding (and so on the units the scenario is written in), and the deficit must
+    be lifted in whichever it is."""
+    nudges = [(sx * tolerance * grid.spacing[0], sy * tolerance * grid.spacing[1]) for sx in (-1, 1) for sy in (-1, 1)]
+    return torch.stack([cell_of(points + points.new_tensor(d), grid) for d in nudges])
+
+
 def raise_nodes(nodal: torch.Tensor, cells: torch.Tensor, deficit: torch.Tensor, grid: Grid) -> torch.Tensor:
     """Each node raised by the largest deficit over the check points of its (up to four) cells.
 
-    nodal: (ny, nx); cells: (M,) lower-left node of each point's cell; deficit: (M,) ≥ 0.
-    Returns (ny, nx), capped at 1."""
+    nodal: (ny, nx); cells: (M,) lower-left node of each point's cell, or (K, M) several cells per
+    point (cells_touching); deficit: (M,) ≥ 0. Returns (ny, nx), capped at 1."""
     ny, nx = grid.shape
     per_cell = torch.zeros(ny * nx, dtype=deficit.dtype, device=deficit.device)
-    per_cell.scatter_reduce_(0, cells, deficit, reduce="amax")
+    for row in cells.reshape(-1, deficit.shape[0]):
+        per_cell.scatter_reduce_(0, row, deficit, reduce="amax")
     per_cell = per_cell.reshape(ny, nx)[:-1, :-1]  # cell (j, i) keyed by its lower-left node
     lift = torch.zeros_like(nodal)
     for dj in (0, 1):  # the cell's four corners
@@ -80,7 +90,7 @@ def upper_envelope(nodal: torch.Tensor, check: torch.Tensor, values: torch.Tenso
     Returns the raised nodal values (ny, nx) and a record: the largest deficit before, the share
     of nodes raised by more than 1e-6 and the passes taken.
     """
-    cells = cell_of(check, grid)
+    cells = cells_touching(check, grid)
     out = nodal.clone()
     first = None
     passes = 0
@@ -97,8 +107,9 @@ def upper_envelope(nodal: torch.Tensor, check: torch.Tensor, values: torch.Tenso
         short = values > interpolate(out, check)
         ny, nx = grid.shape
         flat = out.reshape(-1)
-        for offset in (0, 1, nx, nx + 1):
-            flat.scatter_reduce_(0, cells[short] + offset, values[short], reduce="amax")
+        for row in cells:
+            for offset in (0, 1, nx, nx + 1):
+                flat.scatter_reduce_(0, row[short] + offset, values[short], reduce="amax")
     raised = float((out > nodal + 1e-6).double().mean())  # rounding-level lifts not counted
     return out, {"largest_deficit": first, "nodes_raised": raised, "passes": passes}
 
