@@ -7,12 +7,16 @@ and the same lines drawn as a photo (EXIF-rotated, unevenly lit, grainy), in tmp
 import json
 import math
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import pyvista as pv
 from PIL import Image
 
 from vefrac import cli, config, export, pattern, ridges
+
+SQUARE = str(Path(__file__).resolve().parents[1] / "scenarios" / "square-mud.yaml")
 
 S = 0.01
 N = 201  # grid points along the unit square: spacing s/2
@@ -222,7 +226,7 @@ def test_compare_a_photo_with_a_run(tmp_path, capsys):
 def test_observe_only_writes_the_observed_field_and_its_statistics(tmp_path, capsys):
     photo = mud_photo(tmp_path / "mud.jpg", n=200)
     out = tmp_path / "obs"
-    code = cli.main(["invert", "scenarios/square-mud.yaml", "--image", str(photo), "--out", str(out),
+    code = cli.main(["invert", SQUARE, "--image", str(photo), "--out", str(out),
                      "--observe-only", "--set", "output.resolution=101",
                      "--set", "invert.observation.method=ridge", "--set", "invert.observation.crack_width=0.02"])
     assert code == 0, capsys.readouterr().err

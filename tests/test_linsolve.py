@@ -2,6 +2,8 @@
 the backend's own matrices, the hierarchy kept across changed operators, and the same crack
 network from a whole run with either solver."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -11,6 +13,8 @@ from vefrac import fem, linsolve
 from vefrac.config import load_scenario
 from vefrac.runner import Run, build_problem
 
+SQUARE = str(Path(__file__).resolve().parents[1] / "scenarios" / "square-mud.yaml")
+
 CRACKING = ["solver.backend=fem", "fem.points_per_length=1", "domain.size=[0.7, 0.7]", "solver.load_steps=5",
             "output.snapshots=2"]
 
@@ -18,7 +22,7 @@ CRACKING = ["solver.backend=fem", "fem.points_per_length=1", "domain.size=[0.7, 
 def cracked_systems(kind: str = "direct"):
     """A staggered solver after two load steps of a cracking mud square (cracks present), its
     u-step tangent at the current state, and the φ-step's matrix and load."""
-    scn = load_scenario("scenarios/square-mud.yaml", CRACKING + [f"fem.linear_solver={kind}"])
+    scn = load_scenario(SQUARE, CRACKING + [f"fem.linear_solver={kind}"])
     problem = build_problem(scn)
     h = fem.element_size(scn.fem, problem.domain, s=problem.physics.s, fracture=True)
     model = fem.FemModel(fem.build_mesh(problem.domain, h=h), fracture=True)
@@ -65,7 +69,7 @@ def test_the_box_qp_gives_the_same_damage_with_either_solver():
 def test_a_cracking_run_finds_the_same_network_with_either_solver(tmp_path):
     summaries = {}
     for kind in ("direct", "amg"):
-        scn = load_scenario("scenarios/square-mud.yaml", CRACKING + [f"fem.linear_solver={kind}"])
+        scn = load_scenario(SQUARE, CRACKING + [f"fem.linear_solver={kind}"])
         summaries[kind] = Run(scn, tmp_path / kind, device=torch.device("cpu"), log=lambda s: None,
                               pictures=False).execute()
     d, a = summaries["direct"]["final"], summaries["amg"]["final"]
@@ -80,4 +84,4 @@ def test_an_unknown_linear_solver_is_one_clear_error():
     from vefrac.errors import InputError
 
     with pytest.raises(InputError, match="linear_solver"):
-        load_scenario("scenarios/square-mud.yaml", ["fem.linear_solver=cholesky"])
+        load_scenario(SQUARE, ["fem.linear_solver=cholesky"])

@@ -7,6 +7,8 @@ x = x0 + (c + 0.5)·px, and centred on row r (from the top) at y = y1 − (r + 0
 
 import math
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -15,6 +17,8 @@ from vefrac import analysis, config, plots
 from vefrac.errors import InputError
 from vefrac.geometry import build_domain
 from vefrac.observe import read_observation
+
+SQUARE = str(Path(__file__).resolve().parents[1] / "scenarios" / "square-mud.yaml")
 
 S = 0.02  # phase-field length of every test
 
@@ -469,5 +473,5 @@ def test_bad_reading_keys_are_refused_naming_the_key(tmp_path):
                           ("invert.observation.close_gaps=-1", "close_gaps"),
                           ("invert.observation.illumination=sun", "illumination")):
         with pytest.raises(InputError) as info:
-            load_scenario("scenarios/square-mud.yaml", [override])
+            load_scenario(SQUARE, [override])
         assert f"invert.observation.{key}" in str(info.value)

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from vefrac.fields import bilinear
 from vefrac.geometry import Grid
 from vefrac.phi_cache import model_interpolation, sub_grid_points, upper_envelope
+
+SQUARE = str(Path(__file__).resolve().parents[1] / "scenarios" / "square-mud.yaml")
 
 
 def sharp_field(x: torch.Tensor, *, centres: torch.Tensor, s: float) -> torch.Tensor:
@@ -91,7 +93,7 @@ def test_a_cracking_run_never_lowers_phi_between_snapshots(tmp_path):
             "fracture.toughness={kind: lognormal, mean: 1.0e-3, cv: 0.5, correlation_length: 0.05}",
             "shrinkage.t_end=0.1", "output.snapshots=6", "output.resolution=97", "solver.load_steps=5",
             "solver.iterations=60", "solver.first_step_iterations=150", "solver.points=2048", "solver.threads=1"]
-    cmd = [sys.executable, "-m", "vefrac", "run", "scenarios/square-mud.yaml", "--out", str(out), "--quiet"]
+    cmd = [sys.executable, "-m", "vefrac", "run", SQUARE, "--out", str(out), "--quiet"]
     for s in sets:
         cmd += ["--set", s]
     subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=600)
