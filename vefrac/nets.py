@@ -87,6 +87,10 @@ class FourierMLP(nn.Module):
         grad = (d @ self.last.T).permute(1, 2, 0)  # (N, out, 2)
         return value, grad
 
+    def output_parameters(self) -> list[nn.Parameter]:
+        """The last layer's weights and bias (what reset_output sets)."""
+        return [self.last, self.last_bias]
+
     @torch.no_grad()
     def reset_output(self, bias: float) -> None:
         """Zero the last layer and set its bias: the network starts from a known constant."""

@@ -210,6 +210,7 @@ class Solver(_Strict):
     final_lr_fraction: Annotated[float, Field(gt=0, le=1)] = 0.1
     lbfgs_iterations: Annotated[int, Field(ge=0, le=100000)] = 0
     phi_bias: Annotated[float, Field(le=0)] = -6.0
+    phi_output_lr_scale: Annotated[float, Field(gt=0, le=1000)] = 1.0  # φ-net's last layer: lr × this
     cache_points_per_length: PositiveFloat = 3.0
     threads: Annotated[int, Field(ge=0, le=1024)] = 1
     checkpoint_every: Annotated[int, Field(ge=1)] = 500

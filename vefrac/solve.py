@@ -248,8 +248,7 @@ class Trainer:
         halves the learning rate and goes on; after `MAX_BLOWUPS` such events it gives up.
         """
         s = self.solver
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        opt = torch.optim.Adam(params, lr=s.learning_rate)
+        opt = torch.optim.Adam(self.param_groups(), lr=s.learning_rate)
         if state.optimizer is not None:
             opt.load_state_dict(state.optimizer)
         device = self.generator.device
@@ -260,7 +259,7 @@ class Trainer:
         while it < n_iter:
             frac = s.final_lr_fraction + (1 - s.final_lr_fraction) * 0.5 * (1 + math.cos(math.pi * it / n_iter))
             for group in opt.param_groups:
-                group["lr"] = s.learning_rate * frac * state.lr_scale
+                group["lr"] = s.learning_rate * frac * state.lr_scale * group["scale"]
             x, w, t = self.draw(t_value)
             opt.zero_grad(set_to_none=True)
             loss, terms = self.backward(x, w, t)
@@ -284,6 +283,19 @@ class Trainer:
                 checkpoint(state)
         state.optimizer = None
         self.good = None
+
+    def param_groups(self) -> list[dict]:
+        """Adam's parameter groups, each with its learning-rate `scale`: the φ-net's output layer
+        takes solver.phi_output_lr_scale (Adam's step is bounded by its rate in every parameter, and
+        that layer's logit has to climb from phi_bias to a crack's within one load step)."""
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        phi_net = getattr(self.model, "phi_net", None)
+        scale = self.solver.phi_output_lr_scale
+        if phi_net is None or scale == 1.0:
+            return [{"params": params, "scale": 1.0}]
+        chosen = {id(p) for p in phi_net.output_parameters()}
+        return [{"params": [p for p in params if id(p) not in chosen], "scale": 1.0},
+                {"params": [p for p in params if id(p) in chosen], "scale": scale}]
 
     def rewind(self, state: State) -> bool:
         """After an interruption inside `adam`: put the model, sampler and state back to the last
