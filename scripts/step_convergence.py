@@ -41,7 +41,8 @@ sys.path.insert(0, str(ROOT))
 
 from vefrac import api  # noqa: E402
 from vefrac.runner import Run  # noqa: E402
-from vefrac.solve import evaluate, trapezoid_weights  # noqa: E402
+from vefrac.problem import build_problem  # noqa: E402
+from vefrac.solve import evaluate, sampled_points, trapezoid_weights  # noqa: E402
 
 VARIANTS = {
     "default": {},
@@ -62,7 +63,7 @@ def overrides_for(scn, variant: str, budget: int) -> dict:
         if value == "x2":
             value = 2 * scn.solver.learning_rate
         elif value == "x4":
-            value = 4 * scn.solver.points
+            value = 4 * sampled_points(scn.solver, build_problem(scn))
         out[key] = value
     return out
 

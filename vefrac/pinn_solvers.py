@@ -60,7 +60,7 @@ class PinnSolver:
         return "  ".join(f"{key}={v:.4g}" for key, v in self.trainer.last_terms.items())
 
     def report(self) -> dict:
-        return {"blowups": self.state.blowups, **({"precision": self.state.precision} if self.state.precision else {})}
+        return {"blowups": self.state.blowups, "points": self.trainer.points, **({"precision": self.state.precision} if self.state.precision else {})}
 
     def rewind(self) -> bool:
         return self.trainer.rewind(self.state)

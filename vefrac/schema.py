@@ -7,7 +7,7 @@ them (`config.Scenario`, `config.Rectangle`, ...). No torch in this module.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
@@ -203,7 +203,9 @@ class Solver(_Strict):
     load_steps: Annotated[int, Field(ge=1, le=10000)] = 16
     iterations: Annotated[int, Field(ge=1, le=10_000_000)] = 120
     first_step_iterations: Annotated[int, Field(ge=1, le=10_000_000)] = 400
-    points: Annotated[int, Field(ge=64, le=1 << 26)] = 8192
+    # "auto": POINTS_PER_S2 per s² of the domain's box (solve.sampled_points), so that a layer
+    # larger against s gets as many points per crack-band area as square-mud's 8192 on 1 × 1, s = 0.02
+    points: int | Literal["auto"] = "auto"
     sampling: Literal["stratified", "sobol", "uniform", "importance"] = "stratified"
     importance_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.5  # importance: share of points from q
     learning_rate: PositiveFloat = 2.0e-3
@@ -223,6 +225,16 @@ class Solver(_Strict):
     # length still changes by more than step_tolerance × the domain's length per block
     step_tolerance: Annotated[float, Field(gt=0, lt=1)] | None = None
     max_step_iterations: Annotated[int, Field(ge=1, le=10_000_000)] = 1000
+
+    @field_validator("points", mode="before")
+    @classmethod
+    def _points(cls, v: Any) -> Any:
+        if v == "auto":
+            return v
+        if isinstance(v, bool) or not isinstance(v, int) or not 64 <= v <= 1 << 26:
+            raise ValueError(f"must be a whole number from 64 to {1 << 26}, or 'auto' (got {v!r})")
+        return v
+
 
 
 class Fem(_Strict):

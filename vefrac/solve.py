@@ -46,6 +46,23 @@ def space_time_iterations(solver: config.Solver) -> int:
     return solver.first_step_iterations + (solver.load_steps - 1) * solver.iterations
 
 
+POINTS_PER_S2 = 8192 / 2500  # square-mud's density: 8192 points on a 1 × 1 box with s = 0.02
+AUTO_POINTS_RANGE = (2048, 1 << 22)
+
+
+def sampled_points(solver: config.Solver, problem: Problem) -> int:
+    """Points drawn per iteration: `solver.points`, or for "auto" POINTS_PER_S2 per s² of the
+    domain's box (a multiple of 64 within AUTO_POINTS_RANGE; 8192 without fracture)."""
+    if solver.points != "auto":
+        return solver.points
+    if not problem.physics.fracture:
+        return 8192
+    width, height = problem.domain.size
+    n = POINTS_PER_S2 * width * height / problem.physics.s**2
+    low, high = AUTO_POINTS_RANGE
+    return int(min(max(64 * round(n / 64), low), high))
+
+
 def planned_iterations(scn: config.Scenario) -> int | None:
     """Adam iterations a run will take (for progress bars; adaptive load steps: at least); None
     for the fem backend, whose staggered iterations are not known in advance."""
@@ -148,7 +165,8 @@ class Trainer:
         self.net = model
         if self.world > 1:
             self.net = nn.parallel.DistributedDataParallel(model, broadcast_buffers=False)
-        self.sampler = Sampler(problem.domain, n=max(1, solver.points // self.world), kind=solver.sampling,
+        self.points = sampled_points(solver, problem)
+        self.sampler = Sampler(problem.domain, n=max(1, self.points // self.world), kind=solver.sampling,
                                generator=generator, dtype=dtype, fraction=solver.importance_fraction)
         self._density_of = None  # importance sampling: the cache its density was built from
         self.progress = progress or (lambda it, terms: None)
