@@ -52,7 +52,7 @@ def segments(skel: np.ndarray) -> tuple[np.ndarray, int]:
     return labels, int(n)
 
 
-def _weighted_otsu(values: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, float]:
+def weighted_otsu(values: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, float]:
     """Otsu's split of values (n,) weighted by weights (n,), exactly (every cut between two
     distinct sorted values is tried). Returns (low: (n,) bool, the lower class; the between-class
     share of the weighted variance, in [0, 1])."""
@@ -100,7 +100,7 @@ def crack_classes(skel: np.ndarray, width: np.ndarray, *, spacing, primary_width
     if primary_width == "auto":
         split = None
         if np.count_nonzero(positive) >= 2 and np.ptp(seg_width[positive]) > 0:
-            low, share = _weighted_otsu(np.log(seg_width[positive]), np.maximum(seg_length[positive], 1e-12))
+            low, share = weighted_otsu(np.log(seg_width[positive]), np.maximum(seg_length[positive], 1e-12))
             wide = np.zeros(n, bool)
             wide[np.nonzero(positive)[0][~low]] = True
             narrow = known & ~wide
