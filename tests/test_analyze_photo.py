@@ -17,9 +17,9 @@ Independent figures (no vefrac code):
   along 3 horizontal and 3 vertical lines at 1/4, 1/2, 3/4: mean intercepts 0.061–0.086 along
   x and 0.066–0.080 along y. vefrac's must lie within 0.8 × the lowest and 1.2 × the highest.
 Measured (vefrac at the commit of this file): lower-left / lower-right cells 38 / 36, intercepts
-0.069 / 0.075, 89 cells in all; free ends 21 against 101 junctions in the lower half (50 against 45
+0.069 / 0.075, 89 cells and 182 junctions in all; free ends 21 against 101 junctions in the lower half (50 against 45
 in the faint upper half: its dashes are too far apart to join). Rescaled by 0.5 / 1 / 2 (Lanczos,
-same physical size): cells 88 / 89 / 92, L/A 23.1 / 23.6 / 23.7, T fraction 0.53 / 0.53 / 0.52.
+same physical size): cells 88 / 89 / 92, L/A 23.1 / 23.6 / 23.7, T fraction 0.52 / 0.54 / 0.54.
 """
 
 from pathlib import Path
