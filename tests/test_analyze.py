@@ -237,3 +237,70 @@ def test_observe_only_writes_the_observed_field_and_its_statistics(tmp_path, cap
         assert array in mesh.point_data.keys(), array
     st = analysis_of(out)
     assert st["interior_cells"] == 16
+
+
+# ------------------------------------------------------------------------------ primary / secondary by width
+
+
+def two_width_photo(path, *, n=400, wide=8, thin=3, seed=0):
+    """Primary cracks 8 px wide (x = ±0.25, y = 0) and secondary ones 3 px wide (x = 0, y = ±0.25)
+    on the unit square drawn n px wide: 3 lines of each, each of length 1."""
+    rng = np.random.default_rng(seed)
+    c = (np.arange(n) + 0.5) / n - 0.5
+    xx, yy = np.meshgrid(c, -c)
+    band = lambda v, w: np.abs(v) < w / (2 * n)  # noqa: E731
+    crack = band(xx + 0.25, wide) | band(xx - 0.25, wide) | band(yy, wide)
+    crack |= band(xx, thin) | band(yy + 0.25, thin) | band(yy - 0.25, thin)
+    grey = np.where(crack, 0.25, 0.8) + rng.normal(0, 0.03, (n, n))
+    Image.fromarray(np.clip(255 * grey, 0, 255).astype(np.uint8)).save(path)
+    return path
+
+
+def test_wide_and_thin_cracks_are_told_apart(tmp_path):
+    photo = two_width_photo(tmp_path / "two.png")
+    out = tmp_path / "a"
+    assert cli.main(["analyze", str(photo), "--size", "1", "1", "--out", str(out)]) == 0
+    cc = analysis_of(out)["crack_classes"]
+    assert cc["split"] == "auto" and 0.0075 < cc["split_width"] < 0.02
+    # each class: 3 lines of length 1, cut into 12 segments by the crossings
+    assert cc["primary"]["segments"] == cc["secondary"]["segments"] == 12
+    assert cc["primary"]["length"] == pytest.approx(3.0, rel=0.06)
+    assert cc["secondary"]["length"] == pytest.approx(3.0, rel=0.06)
+    assert cc["primary"]["mean_width"] == pytest.approx(8 / 400, rel=0.1)
+    assert cc["secondary"]["mean_width"] == pytest.approx(3 / 400, rel=0.25)
+    assert cc["separation"] > 0.9 and cc["width_ratio"] > 2.5
+    mesh = pv.read(out / "analysis.vti")
+    classes = np.asarray(mesh.point_data["crack_class"])
+    assert set(np.unique(classes)) == {0, 1, 2}
+    # a given split width: every crack at least 0.001 wide is primary
+    assert cli.main(["analyze", str(photo), "--size", "1", "1", "--primary-width", "0.001",
+                     "--out", str(tmp_path / "b")]) == 0
+    given = analysis_of(tmp_path / "b")["crack_classes"]
+    assert given["split"] == "given" and given["secondary"]["segments"] == 0
+
+
+def test_one_width_is_one_class_and_runs_have_none(tmp_path):
+    photo = mud_photo(tmp_path / "mud.jpg")  # every crack 4 px wide
+    assert cli.main(["analyze", str(photo), "--size", "1", "1", "--out", str(tmp_path / "a")]) == 0
+    cc = analysis_of(tmp_path / "a")["crack_classes"]
+    assert cc["split_width"] is None and cc["secondary"]["segments"] == 0 and cc["primary"]["segments"] > 20
+    run = fake_run(tmp_path / "run", square_phi())
+    assert cli.main(["analyze", str(run), "--out", str(tmp_path / "r")]) == 0
+    assert analysis_of(tmp_path / "r")["crack_classes"] is None
+
+
+def testweighted_otsu_share_of_a_gaussian_and_of_two_peaks():
+    from vefrac.pattern_widths import weighted_otsu
+
+    v = np.random.default_rng(0).normal(size=20000)
+    assert weighted_otsu(v, np.ones_like(v))[1] == pytest.approx(2 / math.pi, abs=0.02)
+    low, share = weighted_otsu(np.array([1.0, 1.1, 3.0, 3.2]), np.ones(4))
+    assert low.tolist() == [True, True, False, False] and share > 0.95
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "wide", "nan"])
+def test_bad_primary_width_exits_2(tmp_path, capsys, value):
+    photo = mud_photo(tmp_path / "mud.jpg", n=100)
+    assert cli.main(["analyze", str(photo), "--primary-width", value, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "--primary-width" in err and "Traceback" not in err and not (tmp_path / "o").exists()

@@ -205,9 +205,9 @@ def junctions(
     fitted through its outer half). Take several band widths: the skeleton bends within a few
     band widths of a junction. For exp(−d/s) bands (width 1.4s at φ = 0.5), 10s reads angles
     to ~5° and 5s only to ~25°. Keep it below the typical fragment size. Branch pixels closer
-    than merge_distance (default arm_length/2) count as one junction, so a crossing drawn by
-    the skeleton as two nearby forks is one 'X'. Arms shorter than arm_length/2 are treated
-    as skeleton spurs.
+    than merge_distance (default 0.139 arm_length: one band width for arm_length 10 s) count as
+    one junction, so a crossing drawn by the skeleton as two nearby forks is one 'X'. Arms shorter
+    than arm_length/2 are treated as skeleton spurs.
     origin: (x0, y0) of the grid, only used for the returned points.
     """
     if arm_length <= 0:

@@ -5,7 +5,7 @@
     vefrac check SCENARIO.yaml [--set ...]
     vefrac compare RUN_A RUN_B [--picture FILE.png]
     vefrac sweep SCENARIO.yaml --grid KEY.PATH=V1,V2,... [--grid ...] [--set ...] [--out DIR] [--jobs N] [--resume]
-    vefrac analyze PICTURE_OR_RUN [--size W H] [--out DIR] [--scenario YAML]
+    vefrac analyze PICTURE_OR_RUN [--size W H] [--out DIR] [--scenario YAML] [--primary-width W|auto]
 
 Exit codes: 0 success; 2 bad input (one message naming the key or file); 1 a failure while running.
 """
@@ -87,6 +87,9 @@ def _parser() -> argparse.ArgumentParser:
     ana.add_argument("--out", help="output folder (default: outputs/<name>-analysis)")
     ana.add_argument("--scenario", help="read the picture with this scenario's domain, fracture.length_scale, "
                      "output.resolution and invert.observation keys")
+    ana.add_argument("--primary-width", default="auto", metavar="W|auto",
+                     help="a picture's cracks at least W wide (its length units) are primary, the others "
+                     "secondary; auto (default): split by Otsu's threshold of the widths when they form two groups")
     return p
 
 
@@ -121,12 +124,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _analyze(args) -> int:
-    from .pattern_sources import analyse, load_source, report, write_analysis
+    from .pattern_sources import analyse, load_source, primary_width_option, report, write_analysis
     from .config import load_scenario
 
+    primary_width = primary_width_option(args.primary_width)
     scn = load_scenario(args.scenario) if args.scenario else None
     source = load_source(args.source, size=args.size, scenario=scn)  # reads everything before writing
-    pat = analyse(source)
+    pat = analyse(source, primary_width=primary_width)
     name = Path(args.source).stem if Path(args.source).is_file() else Path(args.source).resolve().name
     out = Path(args.out) if args.out else Path("outputs") / f"{name}-analysis"
     for warning in source.info.get("warnings", []):

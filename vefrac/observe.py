@@ -86,6 +86,9 @@ class Observed:
     cracks: 'dark' or 'light', the polarity used. threshold: the grey level used.
     pixel_size: (px, py) physical size of one picture pixel.
     warnings: doubts about the picture, each naming the key to look at.
+    width: at each grid point, the width of the observed crack band at the nearest centre-line
+        pixel (`ridges.local_width` of the pixels on the crack side of the grey-level threshold),
+        NaN beyond 40 s of any; what tells primary from secondary cracks (`pattern.crack_classes`).
     """
 
     phi: np.ndarray
@@ -96,6 +99,7 @@ class Observed:
     threshold: float
     pixel_size: tuple[float, float]
     warnings: tuple[str, ...]
+    width: np.ndarray | None = None  # physical width of the nearest observed crack band (NaN: none near)
 
 
 @dataclass(frozen=True)
@@ -181,6 +185,7 @@ def read_observation(path, spec: config.Observation, *, domain: Domain, grid: Gr
     flat = grey
     grey = ridges.smooth_over(flat, on_image, [0.25 * s / py, 0.25 * s / px])
     threshold, cracks = _threshold(grey[on_image], spec, path, warnings)
+    band = on_image & ((grey <= threshold) if cracks == "dark" else (grey > threshold))  # for widths
     if spec.method == "ridge":
         # outside the material (a dish's rim, the table) must not read as a line: fill it in
         filled = np.where(on_image, flat, np.median(flat[on_image]))
@@ -195,7 +200,7 @@ def read_observation(path, spec: config.Observation, *, domain: Domain, grid: Gr
         crack_pixels = ridges.hysteresis(strength, low=low, high=high, where=on_image)
         threshold = high
     else:
-        crack_pixels = on_image & ((grey <= threshold) if cracks == "dark" else (grey > threshold))
+        crack_pixels = band
     crack_pixels = ridges.fill_small_holes(crack_pixels, max_pixels=int((2 * s) ** 2 / (px * py)))
     if not crack_pixels.any():
         what = f"{_KEY}.hysteresis" if spec.method == "ridge" else f"{_KEY}.threshold"
@@ -216,6 +221,9 @@ def read_observation(path, spec: config.Observation, *, domain: Domain, grid: Gr
     material = on_grid.reshape(grid.shape)
     d = _distance(_polyline_points(centre_lines, frame), points, far=_far(grid, frame, s))
     d = d.reshape(grid.shape)
+    widths = ridges.local_width(band, centre_lines, pixel=frame.pixel, reach=2.0 * width)
+    band_width = ridges.nearest_values(widths, origin=frame.origin, pixel=frame.pixel, points=points,
+                                       far=_far(grid, frame, s)).reshape(grid.shape)
     phi = np.where(material & np.isfinite(d), np.exp(-d / s), 0.0)
     # the same operator as for the model's cracks, so the two skeletons compare fairly
     skeleton = crack_skeleton(phi, mask=material)
@@ -225,7 +233,7 @@ def read_observation(path, spec: config.Observation, *, domain: Domain, grid: Gr
     return Observed(phi=phi, skeleton=skeleton, material=material,
                     grey=np.clip(grey_on_grid, 0.0, 1.0).reshape(grid.shape), cracks=cracks,
                     threshold=float(threshold), pixel_size=(float(px), float(py)),
-                    warnings=tuple(warnings))
+                    warnings=tuple(warnings), width=np.where(material, band_width, np.nan))
 
 
 # ------------------------------------------------------------------------------ framing

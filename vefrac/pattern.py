@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from . import analysis, ridges
+from . import analysis, pattern_widths, ridges
 
 # Orientation histogram: bins of this many degrees over [0, 180).
 _ORIENTATION_BIN = 10.0
@@ -43,7 +43,8 @@ class Pattern:
     skeleton: bool centre lines. cells: `analysis.Fragments` (labels 1..count). edge_cells: bool
     (count,), True for cells touching the material's edge. junctions: `analysis.Junctions`.
     orientation: degrees in [0, 180) on centre-line pixels away from junctions, NaN elsewhere.
-    statistics: see `pattern_statistics`.
+    statistics: see `crack_pattern`. classes: int8, `pattern_widths.PRIMARY` / `SECONDARY` on the
+    centre lines (None when the crack widths are not known, as for a run).
     """
 
     skeleton: np.ndarray
@@ -52,6 +53,7 @@ class Pattern:
     junctions: analysis.Junctions
     orientation: np.ndarray
     statistics: dict
+    classes: np.ndarray | None = None
 
 
 def orientation_field(skel: np.ndarray, *, spacing, radius: float, exclude=None) -> np.ndarray:
@@ -125,12 +127,15 @@ def _summary(values: np.ndarray) -> dict:
 
 
 def crack_pattern(phi, *, mask=None, spacing, origin=(0.0, 0.0), s, threshold=0.5, arm_length=None,
-                  min_cell_area=None) -> Pattern:
-    """The pattern of φ (ny, nx): its pieces and `pattern_statistics`.
+                  min_cell_area=None, width=None, primary_width="auto") -> Pattern:
+    """The pattern of φ (ny, nx): its pieces and statistics (see the module docstring).
 
     s: the phase-field length (crack band width ~1.4 s at φ = 0.5). arm_length: how far along each
     arm a junction's directions are read (default 10 s, as `analysis.crack_statistics`).
-    min_cell_area: smaller cells are specks (default (4 s)²).
+    min_cell_area: smaller cells are specks (default (4 s)²). width: (ny, nx) physical width of
+    the crack seen at each point (a picture's `observe.Observed.width`; None: not known, no
+    classes). primary_width: 'auto' or the physical width from which cracks are primary
+    (`pattern_widths.crack_classes`); statistics['crack_classes'] is None without a width.
     """
     phi = np.asarray(phi, float)
     mask = np.ones(phi.shape, bool) if mask is None else np.asarray(mask, bool)
@@ -156,6 +161,8 @@ def crack_pattern(phi, *, mask=None, spacing, origin=(0.0, 0.0), s, threshold=0.
     intercept_x = _intercept(cracks, mask, axis=1, h=hx, longest=3.0 * band + 2 * hx)
     intercept_y = _intercept(cracks, mask, axis=0, h=hy, longest=3.0 * band + 2 * hy)
     kinds = {k: junc.kinds.count(k) for k in ("T", "Y", "X")}
+    classes = None if width is None else pattern_widths.crack_classes(skel, np.asarray(width, float), spacing=spacing,
+                                                                       primary_width=primary_width)
     # a crack leaving the frame ends there: only free ends inside (beyond 2 s of the edge) count
     inner = ndimage.distance_transform_edt(np.pad(mask, 1), sampling=(hy, hx))[1:-1, 1:-1] > 2.0 * s
     free_ends = int(np.count_nonzero(skel & (ridges.degree(skel) == 1) & inner))
@@ -182,11 +189,12 @@ def crack_pattern(phi, *, mask=None, spacing, origin=(0.0, 0.0), s, threshold=0.
         "cell_areas": cells.areas.tolist(),
         "junction_angles": [a.tolist() for a in junc.angles],
         "junction_kinds": list(junc.kinds),
+        "crack_classes": None if classes is None else classes.statistics,
         "s": float(s), "threshold": float(threshold), "arm_length": float(arm_length),
         "min_cell_area": float(min_cell_area),
     }
     return Pattern(skeleton=skel, cells=cells, edge_cells=edge, junctions=shifted, orientation=theta,
-                   statistics=stats)
+                   statistics=stats, classes=None if classes is None else classes.classes)
 
 
 SCALARS = ("crack_length_per_area", "crack_spacing", "intercept_x", "intercept_y", "cells", "interior_cells",

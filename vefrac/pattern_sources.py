@@ -15,12 +15,13 @@ cells.png (cells coloured, junctions marked) and statistics.png (histograms).
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from . import config, export, pattern
+from . import config, export, pattern, pattern_widths
 from .errors import InputError
 from .geometry import Grid
 
@@ -123,9 +124,26 @@ def load_source(path: str | Path, *, size=None, scenario: config.Scenario | None
     return run_source(path)
 
 
-def analyse(source: Source) -> pattern.Pattern:
+def primary_width_option(value) -> float | str:
+    """'auto' or a positive physical width, from a command-line string; InputError otherwise."""
+    if value is None or str(value).strip().lower() == "auto":
+        return "auto"
+    try:
+        width = float(value)
+    except ValueError:
+        width = math.nan
+    if not (math.isfinite(width) and width > 0):
+        raise InputError(f"--primary-width {value!r}: give 'auto' or the crack width (> 0, in the picture's "
+                         f"length units: --size units, scenario units or pixels) from which cracks are primary")
+    return width
+
+
+def analyse(source: Source, *, primary_width="auto") -> pattern.Pattern:
+    """The pattern statistics of a source; a picture's cracks are also classed by width
+    (primary_width: 'auto' or a physical width, see `pattern_widths`)."""
+    width = None if source.observed is None else source.observed.width
     return pattern.crack_pattern(source.phi, mask=source.mask, spacing=source.grid.spacing,
-                                 origin=source.grid.origin, s=source.s)
+                                 origin=source.grid.origin, s=source.s, width=width, primary_width=primary_width)
 
 
 def write_analysis(out: str | Path, source: Source, pat: pattern.Pattern, *, prefix: str = "analysis",
@@ -142,6 +160,9 @@ def write_analysis(out: str | Path, source: Source, pat: pattern.Pattern, *, pre
                   "material": source.mask, "orientation": np.nan_to_num(pat.orientation, nan=-1.0)}
         if source.grey is not None:
             arrays["grey"] = source.grey
+        if pat.classes is not None:
+            arrays["crack_class"] = pat.classes
+            arrays["crack_width"] = np.nan_to_num(np.where(pat.skeleton, source.observed.width, np.nan), nan=-1.0)
         written.append(export.write_vti(out / f"{prefix}.vti", origin=grid.origin, spacing=grid.spacing,
                                         point_data=arrays))
     written.append(plot_cells(out / "cells.png", source, pat))
@@ -174,7 +195,14 @@ def plot_cells(path, source: Source, pat: pattern.Pattern) -> Path:
     colours[pale] = 0.55 * colours[pale] + 0.45
     rgb = colours[labels]
     rgb[~source.mask] = 0.8
-    rgb[pat.skeleton] = 0.0
+    if pat.classes is None:
+        rgb[pat.skeleton] = 0.0
+    else:  # primary cracks drawn thick and black, secondary ones thin and grey
+        from scipy import ndimage
+
+        thick = np.ones((3, 3), bool)
+        rgb[ndimage.binary_dilation(pat.classes == pattern_widths.SECONDARY, structure=thick)] = 0.55
+        rgb[ndimage.binary_dilation(pat.classes == pattern_widths.PRIMARY, structure=thick)] = 0.0
     ny, nx = labels.shape
     fig = _figure(6.5, 0.8 + 5.5 * min(2.0, max(0.5, ny / max(nx, 1))))
     ax = fig.add_subplot()
@@ -189,7 +217,14 @@ def plot_cells(path, source: Source, pat: pattern.Pattern) -> Path:
     if junc.count:
         ax.legend(loc="upper right", fontsize=8, framealpha=0.8)
     st = pat.statistics
-    ax.set_title(f"{st['cells']} cells ({st['interior_cells']} inside the frame), {st['junctions']} junctions")
+    title = f"{st['cells']} cells ({st['interior_cells']} inside the frame), {st['junctions']} junctions"
+    classes = st.get("crack_classes")
+    if classes is not None:
+        split = classes["split_width"]
+        title += ("\nall cracks one width class" if split is None else
+                  f"\nprimary (thick black, ≥ {split:.3g} wide): {classes['primary']['segments']} segments, "
+                  f"secondary (grey): {classes['secondary']['segments']}")
+    ax.set_title(title, fontsize=10)
     ax.set_aspect("equal")
     return _save(fig, Path(path))
 
@@ -222,7 +257,14 @@ def report(source: Source, pat: pattern.Pattern) -> str:
     """The headline statistics as text lines."""
     unit = {"px": "px", "size": "(size units)", "scenario": "(scenario units)"}[source.info["length_unit"]]
     lines = [f"{source.info['kind']} {source.info['path']}: lengths in {unit}"]
-    for name, value in pattern.summary_rows(pat.statistics):
+    rows = pattern.summary_rows(pat.statistics)
+    classes = pat.statistics.get("crack_classes")
+    if classes is not None:
+        rows += [("split_width", classes["split_width"]),
+                 ("primary_segments", classes["primary"]["segments"]), ("primary_length", classes["primary"]["length"]),
+                 ("secondary_segments", classes["secondary"]["segments"]),
+                 ("secondary_length", classes["secondary"]["length"])]
+    for name, value in rows:
         text = "—" if value is None else (f"{value:d}" if isinstance(value, int) else f"{value:.4g}")
         lines.append(f"  {name:26} {text}")
     return "\n".join(lines)

@@ -241,3 +241,43 @@ def smooth_over(grey: np.ndarray, where: np.ndarray, sigma) -> np.ndarray:
     weight = where.astype(grey.dtype)
     return np.where(where, ndimage.gaussian_filter(grey * weight, sigma, mode="nearest")
                     / np.maximum(ndimage.gaussian_filter(weight, sigma, mode="nearest"), 1e-12), grey)
+
+
+def local_width(mask: np.ndarray, centre_lines: np.ndarray, *, pixel, reach: float, smooth: float = 2.0) -> np.ndarray:
+    """Width of the crack band along its centre lines: area over length, locally.
+
+    mask, centre_lines: (H, W) bool, the crack pixels and their one-pixel centre lines. pixel:
+    (px, py) physical pixel size. Each pixel of `mask` within `reach` (physical) of a centre line
+    counts its area to the nearest centre-line pixel; each centre-line pixel has a length (half
+    its links to its neighbours). Both are summed with a Gaussian of `smooth` pixels, and their
+    ratio is the width: a straight band of w pixels reads w pixels wide, to a fraction of a
+    pixel, along any direction; a stretch of centre line outside `mask` (a faint crack, a
+    gap joined) reads narrower. Returns (H, W) float: physical widths on the centre lines, NaN
+    elsewhere."""
+    px, py = pixel
+    if not centre_lines.any():
+        return np.full(centre_lines.shape, np.nan)
+    d, (jj, ii) = ndimage.distance_transform_edt(~centre_lines, sampling=(py, px), return_indices=True)
+    near = mask & (d <= reach)
+    area = np.bincount(np.ravel_multi_index((jj[near], ii[near]), mask.shape), minlength=mask.size)
+    area = area.reshape(mask.shape) * (px * py)
+    length = np.zeros(mask.shape)
+    for (dj, di), link in _links(centre_lines):
+        length += 0.5 * math.hypot(dj * py, di * px) * link
+    length = np.where(centre_lines & (length == 0), math.sqrt(px * py), length)  # a lone pixel
+    width = ndimage.gaussian_filter(area, smooth) / np.maximum(ndimage.gaussian_filter(length, smooth), 1e-300)
+    return np.where(centre_lines, width, np.nan)
+
+
+def nearest_values(values: np.ndarray, *, origin, pixel, points: np.ndarray, far: float) -> np.ndarray:
+    """values: (H, W) on pixel centres (pixel (j, i) at origin + ((i + ½)·px, (j + ½)·py)), NaN
+    where there is none. points: (N, 2) physical. Returns (N,): the value at the nearest pixel
+    with a value, NaN where none lies within `far`."""
+    from scipy.spatial import cKDTree
+
+    jj, ii = np.nonzero(np.isfinite(values))
+    if jj.size == 0:
+        return np.full(len(points), np.nan)
+    xy = np.asarray(origin, float) + np.column_stack([ii + 0.5, jj + 0.5]) * np.asarray(pixel, float)
+    d, k = cKDTree(xy).query(points, distance_upper_bound=far)
+    return np.where(np.isfinite(d), values[jj, ii][np.minimum(k, jj.size - 1)], np.nan)
