@@ -9,8 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_serializer, model_validator
 
+from . import layer
 from .errors import InputError
 from .imageio import read_grey
 
@@ -104,11 +105,63 @@ Domain = Annotated[Union[Rectangle, Disk, Polygon, Mask, Mesh], Field(discrimina
 # ----------------------------------------------------------------------------- physics
 
 
+class ImageThickness(layer.ImageThicknessKeys):
+    _image = field_validator("image")(_resolve_image)
+
+
+Thickness = Annotated[
+    Union[layer.ConstantThickness, layer.DishThickness, layer.LinearThickness, layer.LogNormalThickness,
+          ImageThickness],
+    Field(discriminator="kind"),
+]
+
+
 class Material(_Strict):
+    """The layer per area (λ, μ, η), or physically (E, ν, h, Gc, substrate), reduced to per area
+    on validation (vefrac/layer.py): then lame_lambda, lame_mu, substrate_stiffness hold the
+    derived values. thickness: h(x); the moduli and G follow h(x)/h_ref, η does not."""
+
     lame_lambda: Annotated[float, Field(ge=0)] = 1.0
     lame_mu: PositiveFloat = 1.0
     substrate_stiffness: PositiveFloat = 400.0
     split: Literal["amor", "spectral", "none"] = "amor"
+    young_modulus: PositiveFloat | None = None
+    poisson_ratio: Annotated[float, Field(ge=0, lt=0.5)] | None = None
+    fracture_energy: PositiveFloat | None = None  # Gc: G = Gc·h replaces fracture.toughness.mean
+    substrate: layer.Substrate | None = None
+    thickness: Thickness | None = None
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _per_area(cls, data, handler):
+        mat = handler(data)
+        given = [k for k in layer.PHYSICAL_KEYS if getattr(mat, k) is not None]
+        if not given:
+            return mat
+        both = [k for k in layer.PER_AREA_KEYS if k in mat.model_fields_set]
+        if both:
+            raise ValueError(f"give the layer per area ({', '.join(layer.PER_AREA_KEYS)}) or physically "
+                             f"(young_modulus, poisson_ratio, thickness, substrate, fracture_energy), not both: "
+                             f"got {', '.join('material.' + k for k in both)} with "
+                             f"{', '.join('material.' + k for k in given)}")
+        missing = [k for k in ("young_modulus", "poisson_ratio", "thickness", "substrate") if getattr(mat, k) is None]
+        if missing:
+            raise ValueError(f"the physical form (material.{given[0]} given) needs "
+                             f"{', '.join('material.' + k for k in missing)} too; or give the layer per area "
+                             f"({', '.join(layer.PER_AREA_KEYS)}) without {', '.join('material.' + k for k in given)}")
+        lam, mu = layer.plane_stress_per_area(mat.young_modulus, mat.poisson_ratio,
+                                              layer.reference_thickness(mat.thickness))
+        return mat.model_copy(update={"lame_lambda": lam, "lame_mu": mu,
+                                      "substrate_stiffness": layer.substrate_stiffness(mat.substrate)})
+
+    @model_serializer(mode="wrap")
+    def _as_given(self, handler):
+        """Written back in the form it was given, so that the resolved scenario loads again."""
+        out = {k: v for k, v in handler(self).items() if v is not None}
+        if self.young_modulus is not None:  # the per-area values are derived, not given
+            for key in layer.PER_AREA_KEYS:
+                out.pop(key, None)
+        return out
 
 
 class ConstantToughness(_Strict):
@@ -308,6 +361,34 @@ class Scenario(_Strict):
     solver: Solver = Solver()
     fem: Fem = Fem()
     invert: Invert = Invert()
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _layer_toughness(cls, data, handler):
+        """material.fracture_energy Gc sets the toughness's mean G = Gc·h_ref (its cv etc. stay)."""
+        scn = handler(data)
+        mat, tough = scn.material, scn.fracture.toughness
+        if mat.fracture_energy is None:
+            if mat.young_modulus is not None and scn.fracture.enabled:
+                raise ValueError("material.fracture_energy: missing; the physical form gives the toughness as "
+                                 "the fracture energy Gc (G = Gc·h), not as fracture.toughness.mean")
+            return scn
+        if tough.kind == "image":
+            raise ValueError("fracture.toughness: an image toughness gives G per area (range); with "
+                             "material.fracture_energy use kind constant, lognormal or network")
+        if "mean" in tough.model_fields_set:
+            raise ValueError("give the toughness as material.fracture_energy (Gc) or as fracture.toughness.mean "
+                             "(G per area), not both")
+        mean = mat.fracture_energy * layer.reference_thickness(mat.thickness)
+        return scn.model_copy(update={"fracture": scn.fracture.model_copy(
+            update={"toughness": tough.model_copy(update={"mean": mean})})})
+
+    @model_serializer(mode="wrap")
+    def _as_given(self, handler):
+        out = handler(self)
+        if self.material.fracture_energy is not None:  # the mean is derived from it, not given
+            out["fracture"]["toughness"].pop("mean", None)
+        return out
 
 
 def _shoelace(v: list[list[float]]) -> float:
