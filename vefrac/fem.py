@@ -6,7 +6,9 @@ A PINN run can be checked against this solver: it minimises the discrete version
 
 with energy.py's densities (mirrored in numpy by `split_densities`; tests pin the two together,
 and the stress and tangent to autograd of energy.split_energy), the same split, and the same G(x)
-realisation for the same seed (problem.toughness at the Gauss points).
+realisation for the same seed (problem.toughness at the Gauss points). A layer of varying
+thickness (problem.stiffness, c = h/h_ref) multiplies ψ = g W+ + W−, its stress and tangent and
+the φ-step's driving force by c at every Gauss point (G carries c already).
 
 Discretisation. A structured grid of bilinear (Q1) quadrilaterals over the domain's bounding
 box, spacing h = s / fem.points_per_length (fracture off: the longest side / fem.elements_per_length).

@@ -142,3 +142,47 @@ def derived_numbers(*, lam: float, mu: float, eta: float, G: float, s: float, mo
     return {"lambda": lam, "mu": mu, "eta": eta, "G": G, "elastic_length": ell, "elastic_length_over_s": ell / s,
             "griffith_strain": griffith_strain(lam=lam, mu=mu, eta=eta, G=G),
             "strength_strain": strength_strain(lam=lam, mu=mu, G=G, s=s, model=model)}
+
+
+# ----------------------------------------------------------------------------- validation (schema.py calls these)
+
+
+def reduce_material(mat):
+    """A validated schema.Material, the physical form reduced: lame_lambda, lame_mu and
+    substrate_stiffness hold the derived values. ValueError when the forms are mixed or incomplete."""
+    given = [k for k in PHYSICAL_KEYS if getattr(mat, k) is not None]
+    if not given:
+        return mat
+    named = lambda keys: ", ".join("material." + k for k in keys)  # noqa: E731
+    both = [k for k in PER_AREA_KEYS if k in mat.model_fields_set]
+    if both:
+        raise ValueError(f"give the layer per area ({', '.join(PER_AREA_KEYS)}) or physically (young_modulus, "
+                         f"poisson_ratio, thickness, substrate, fracture_energy), not both: got {named(both)} "
+                         f"with {named(given)}")
+    missing = [k for k in ("young_modulus", "poisson_ratio", "thickness", "substrate") if getattr(mat, k) is None]
+    if missing:
+        raise ValueError(f"the physical form (material.{given[0]} given) needs {named(missing)} too; or give "
+                         f"the layer per area ({', '.join(PER_AREA_KEYS)}) without {named(given)}")
+    lam, mu = plane_stress_per_area(mat.young_modulus, mat.poisson_ratio, reference_thickness(mat.thickness))
+    return mat.model_copy(update={"lame_lambda": lam, "lame_mu": mu,
+                                  "substrate_stiffness": substrate_stiffness(mat.substrate)})
+
+
+def toughness_from_fracture_energy(scn):
+    """A validated schema.Scenario whose material.fracture_energy Gc sets the toughness's mean,
+    G = Gc·h_ref (its cv and correlation length stay). ValueError when G is also given per area."""
+    mat, tough = scn.material, scn.fracture.toughness
+    if mat.fracture_energy is None:
+        if mat.young_modulus is not None and scn.fracture.enabled:
+            raise ValueError("material.fracture_energy: missing; the physical form gives the toughness as the "
+                             "fracture energy Gc (G = Gc·h), not as fracture.toughness.mean")
+        return scn
+    if tough.kind == "image":
+        raise ValueError("fracture.toughness: an image toughness gives G per area (range); with "
+                         "material.fracture_energy use kind constant, lognormal or network")
+    if "mean" in tough.model_fields_set:
+        raise ValueError("give the toughness as material.fracture_energy (Gc) or as fracture.toughness.mean "
+                         "(G per area), not both")
+    mean = mat.fracture_energy * reference_thickness(mat.thickness)
+    return scn.model_copy(update={"fracture": scn.fracture.model_copy(
+        update={"toughness": tough.model_copy(update={"mean": mean})})})

@@ -134,25 +134,7 @@ class Material(_Strict):
     @model_validator(mode="wrap")
     @classmethod
     def _per_area(cls, data, handler):
-        mat = handler(data)
-        given = [k for k in layer.PHYSICAL_KEYS if getattr(mat, k) is not None]
-        if not given:
-            return mat
-        both = [k for k in layer.PER_AREA_KEYS if k in mat.model_fields_set]
-        if both:
-            raise ValueError(f"give the layer per area ({', '.join(layer.PER_AREA_KEYS)}) or physically "
-                             f"(young_modulus, poisson_ratio, thickness, substrate, fracture_energy), not both: "
-                             f"got {', '.join('material.' + k for k in both)} with "
-                             f"{', '.join('material.' + k for k in given)}")
-        missing = [k for k in ("young_modulus", "poisson_ratio", "thickness", "substrate") if getattr(mat, k) is None]
-        if missing:
-            raise ValueError(f"the physical form (material.{given[0]} given) needs "
-                             f"{', '.join('material.' + k for k in missing)} too; or give the layer per area "
-                             f"({', '.join(layer.PER_AREA_KEYS)}) without {', '.join('material.' + k for k in given)}")
-        lam, mu = layer.plane_stress_per_area(mat.young_modulus, mat.poisson_ratio,
-                                              layer.reference_thickness(mat.thickness))
-        return mat.model_copy(update={"lame_lambda": lam, "lame_mu": mu,
-                                      "substrate_stiffness": layer.substrate_stiffness(mat.substrate)})
+        return layer.reduce_material(handler(data))
 
     @model_serializer(mode="wrap")
     def _as_given(self, handler):
@@ -365,23 +347,7 @@ class Scenario(_Strict):
     @model_validator(mode="wrap")
     @classmethod
     def _layer_toughness(cls, data, handler):
-        """material.fracture_energy Gc sets the toughness's mean G = Gc·h_ref (its cv etc. stay)."""
-        scn = handler(data)
-        mat, tough = scn.material, scn.fracture.toughness
-        if mat.fracture_energy is None:
-            if mat.young_modulus is not None and scn.fracture.enabled:
-                raise ValueError("material.fracture_energy: missing; the physical form gives the toughness as "
-                                 "the fracture energy Gc (G = Gc·h), not as fracture.toughness.mean")
-            return scn
-        if tough.kind == "image":
-            raise ValueError("fracture.toughness: an image toughness gives G per area (range); with "
-                             "material.fracture_energy use kind constant, lognormal or network")
-        if "mean" in tough.model_fields_set:
-            raise ValueError("give the toughness as material.fracture_energy (Gc) or as fracture.toughness.mean "
-                             "(G per area), not both")
-        mean = mat.fracture_energy * layer.reference_thickness(mat.thickness)
-        return scn.model_copy(update={"fracture": scn.fracture.model_copy(
-            update={"toughness": tough.model_copy(update={"mean": mean})})})
+        return layer.toughness_from_fracture_energy(handler(data))
 
     @model_serializer(mode="wrap")
     def _as_given(self, handler):
