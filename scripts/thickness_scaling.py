@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from vefrac import config, layer  # noqa: E402
-from vefrac.analysis import fragments  # noqa: E402
+from vefrac.analysis import crack_skeleton, fragments  # noqa: E402
 from vefrac.api import open_run  # noqa: E402
 from vefrac.geometry import build_domain  # noqa: E402
 from vefrac.thickness import build_thickness  # noqa: E402
@@ -49,7 +49,9 @@ def cells_of_run(folder: Path) -> dict:
     mean_h = ndimage.mean(h, labels=frag.labels, index=index)
     rim = ndimage.binary_dilation(~snap.mask, iterations=max(1, int(round(2 * s / snap.spacing[0]))))
     touches = ndimage.maximum(rim, labels=frag.labels, index=index).astype(bool)
+    skeleton = crack_skeleton(snap.phi, mask=snap.mask)
     return {"folder": str(folder), "backend": scn.solver.backend, "areas": frag.areas.tolist(),
+            "skeleton": skeleton,
             "mean_h": np.asarray(mean_h).tolist(), "edge": touches.tolist(), "s": s,
             "h_ref": layer.reference_thickness(scn.material.thickness),
             "wall_time_s": res.summary.get("wall_time_s"), "phi": snap.phi, "mask": snap.mask, "h": h,
@@ -69,38 +71,72 @@ def fit(h, area) -> dict:
     return {"exponent": float(coef[0]), "se": float(se), "n": n, "intercept": float(coef[1])}
 
 
-def picture(runs: list[dict], path: Path) -> None:
+def crack_spacing_by_thickness(runs: list[dict], *, bins: int = 4) -> dict:
+    """A cross-check that counts no cells: in bins of h/h_ref (over the domain's pixels), the crack
+    spacing d = 2 A / L (A the bin's area, L its skeleton length, pixels × spacing, plus half the
+    free rim), and the
+    exponent q of d ∝ h^q fitted over the bins (area ∝ h^(2q))."""
+    c = np.concatenate([(r["h"] / r["h_ref"])[r["mask"]] for r in runs])
+    # the free rim counts as half a crack (as d_len in docs/validation.md): it bounds cells like one
+    sk = np.concatenate([(r["skeleton"] + 0.5 * (r["mask"] & ~ndimage.binary_erosion(r["mask"])))[r["mask"]]
+                         for r in runs])
+    pixel = runs[0]["extent"][1] - runs[0]["extent"][0]
+    pixel /= runs[0]["phi"].shape[1] - 1
+    edges = np.quantile(c, np.linspace(0, 1, bins + 1))
+    which = np.clip(np.searchsorted(edges, c, side="right") - 1, 0, bins - 1)
+    mean_c = np.array([c[which == b].mean() for b in range(bins)])
+    spacing = np.array([2 * (which == b).sum() * pixel**2 / max(sk[which == b].sum() * pixel, 1e-300)
+                        for b in range(bins)])
+    q = fit(mean_c, spacing)
+    return {"mean_h": mean_c.tolist(), "spacing": spacing.tolist(), "exponent": q["exponent"], "se": q["se"],
+            "area_exponent": 2 * q["exponent"], "area_se": 2 * q["se"]}
+
+
+def pooled(runs: list[dict], backend: str) -> dict:
+    """The cells of every run of one backend, and the fits over them (interior cells, all cells)."""
+    mine = [r for r in runs if r["backend"] == backend]
+    h = np.concatenate([np.asarray(r["mean_h"]) / r["h_ref"] for r in mine])
+    a = np.concatenate([np.asarray(r["areas"]) for r in mine])
+    edge = np.concatenate([np.asarray(r["edge"], dtype=bool) for r in mine])
+    return {"backend": backend, "runs": len(mine), "h": h, "area": a, "edge": edge,
+            "fit": fit(h[~edge], a[~edge]), "fit_all": fit(h, a), "spacing": crack_spacing_by_thickness(mine)}
+
+
+def picture(runs: list[dict], pools: list[dict], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(runs) + 1, figsize=(4.2 * (len(runs) + 1), 4.2))
-    for ax, run in zip(axes, runs):
-        phi = np.where(run["mask"], run["phi"], np.nan)
-        ax.imshow(phi, origin="lower", extent=run["extent"], cmap="gray_r", vmin=0, vmax=1)
+    shown = [next(r for r in runs if r["backend"] == p["backend"]) for p in pools]
+    fig, axes = plt.subplots(1, len(shown) + 1, figsize=(4.2 * (len(shown) + 1), 4.2))
+    for ax, run in zip(axes, shown):
+        ax.imshow(np.where(run["mask"], run["phi"], np.nan), origin="lower", extent=run["extent"], cmap="gray_r",
+                  vmin=0, vmax=1)
         cs = ax.contour(np.where(run["mask"], run["h"], np.nan), levels=5, origin="lower", extent=run["extent"],
                         cmap="viridis", linewidths=0.8)
         ax.clabel(cs, fmt=lambda v: f"{v * 1e3:.1f} mm" if run["h_ref"] < 0.1 else f"{v:.2g}", fontsize=7)
-        ax.set_title(f"{run['backend'].upper()}: φ and h(x) contours\n{len(run['areas'])} cells", fontsize=9)
+        ax.set_title(f"{run['backend'].upper()} ({Path(run['folder']).name}): φ, h(x) contours\n"
+                     f"{len(run['areas'])} cells", fontsize=9)
         ax.set_xticks([]), ax.set_yticks([])
     ax = axes[-1]
-    for run, marker in zip(runs, "os^"):
-        h, a, edge = (np.asarray(run[k]) for k in ("mean_h", "areas", "edge"))
-        ax.loglog(h[~edge] / run["h_ref"], a[~edge], marker, color="C0" if run["backend"] == "fem" else "C3",
-                  label=f"{run['backend']} interior cells (p = {run['fit']['exponent']:.2f} ± {run['fit']['se']:.2f})")
-        ax.loglog(h[edge] / run["h_ref"], a[edge], marker, mfc="none",
-                  color="C0" if run["backend"] == "fem" else "C3", label=f"{run['backend']} cells on the rim")
-    ref = runs[0]
-    interior = ~np.asarray(ref["edge"])
-    c = np.linspace(1, max(np.asarray(ref["mean_h"]) / ref["h_ref"]), 20)
-    a0 = np.exp(np.mean(np.log(np.asarray(ref["areas"])[interior]))) if interior.any() else np.mean(ref["areas"])
-    c0 = np.exp(np.mean(np.log(np.asarray(ref["mean_h"])[interior] / ref["h_ref"]))) if interior.any() else 1.0
+    for pool, colour in zip(pools, ("C0", "C3")):
+        h, a, edge = pool["h"], pool["area"], pool["edge"]
+        f, fa = pool["fit"], pool["fit_all"]
+        ax.loglog(h[~edge], a[~edge], "o", color=colour,
+                  label=f"{pool['backend']}, interior ({pool['runs']} runs): p = {f['exponent']:.2f} ± {f['se']:.2f}")
+        ax.loglog(h[edge], a[edge], "o", mfc="none", color=colour,
+                  label=f"{pool['backend']}, touching the rim; all: p = {fa['exponent']:.2f} ± {fa['se']:.2f}")
+        c = np.linspace(h.min(), h.max(), 20)
+        ax.loglog(c, np.exp(fa["intercept"]) * c ** fa["exponent"], "-", color=colour, lw=1)
+    h, a = pools[0]["h"], pools[0]["area"]
+    c = np.linspace(h.min(), h.max(), 20)
+    a0, c0 = np.exp(np.mean(np.log(a))), np.exp(np.mean(np.log(h)))
     for (name, p), style in zip(ANCHORS.items(), ["--", "-.", ":", (0, (1, 3))]):
         ax.loglog(c, a0 * (c / c0) ** p, linestyle=style, color="grey", lw=1, label=f"{name}: h^{p:.2g}")
     ax.set_xlabel("mean thickness of the cell / h_ref")
     ax.set_ylabel("cell area")
-    ax.legend(fontsize=6.5)
+    ax.legend(fontsize=6)
     ax.set_title("cell area against local thickness", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -113,23 +149,31 @@ def main(argv=None) -> int:
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
     runs = [cells_of_run(folder) for folder in args.runs]
-    report = []
     for run in runs:
         h, a, edge = (np.asarray(run[k]) for k in ("mean_h", "areas", "edge"))
-        run["fit"] = fit(h[~edge], a[~edge])
-        run["fit_all"] = fit(h, a)
+        run["fit"], run["fit_all"] = fit(h[~edge], a[~edge]), fit(h, a)
         print(f"{run['folder']} ({run['backend']}, {run['wall_time_s']:.0f} s): {len(a)} cells, "
-              f"{int((~edge).sum())} interior; interior p = {run['fit']['exponent']:.2f} ± {run['fit']['se']:.2f}, "
+              f"{int((~edge).sum())} interior, h/h_ref {h.min() / run['h_ref']:.2f}-{h.max() / run['h_ref']:.2f}; "
+              f"interior p = {run['fit']['exponent']:.2f} ± {run['fit']['se']:.2f}, "
               f"all p = {run['fit_all']['exponent']:.2f} ± {run['fit_all']['se']:.2f}")
-        for hi, ai, ei in sorted(zip(h / run["h_ref"], a, edge)):
-            print(f"   h/h_ref {hi:5.2f}  area {ai:.4g}{'  (rim)' if ei else ''}")
-        report.append({k: run[k] for k in ("folder", "backend", "areas", "mean_h", "edge", "h_ref", "s", "fit",
-                                           "fit_all", "wall_time_s")})
+    pools = [pooled(runs, b) for b in dict.fromkeys(r["backend"] for r in runs)]
+    for pool in pools:
+        f, fa = pool["fit"], pool["fit_all"]
+        print(f"pooled {pool['backend']} ({pool['runs']} runs, {len(pool['area'])} cells, "
+              f"{int((~pool['edge']).sum())} interior): interior p = {f['exponent']:.2f} ± {f['se']:.2f}, "
+              f"all p = {fa['exponent']:.2f} ± {fa['se']:.2f}")
+        sp = pool["spacing"]
+        print(f"   crack spacing 2A/L by thickness bin: " + ", ".join(
+            f"h/h_ref {c:.2f}: {d:.3g}" for c, d in zip(sp["mean_h"], sp["spacing"]))
+            + f"; d ∝ h^{sp['exponent']:.2f} ± {sp['se']:.2f}, so area ∝ h^{sp['area_exponent']:.2f} ± {sp['area_se']:.2f}")
     if args.picture:
-        picture(runs, args.picture)
+        picture(runs, pools, args.picture)
         print(f"picture: {args.picture}")
     if args.json:
-        args.json.write_text(json.dumps(report, indent=1))
+        keep = ("folder", "backend", "areas", "mean_h", "edge", "h_ref", "s", "fit", "fit_all", "wall_time_s")
+        pools_out = [{k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in pool.items()} for pool in pools]
+        args.json.write_text(json.dumps({"runs": [{k: r[k] for k in keep} for r in runs], "pooled": pools_out},
+                                        indent=1))
     return 0
 
 
