@@ -35,15 +35,20 @@ ANCHORS = {"Groisman & Kaplan 1994": 2.0, "Ma et al. 2019": 4.0 / 3.0, "model, f
            "model, dense cracking": 2.0 / 3.0}
 
 
-def cells_of_run(folder: Path) -> dict:
-    """Per-cell area, mean thickness and whether it touches the edge, for a finished run."""
+def cells_of_run(folder: Path, *, profile: str | None = None) -> dict:
+    """Per-cell area, mean thickness and whether it touches the edge, for a finished run.
+    profile: a material.thickness (YAML) to measure h with instead of the run's own (the control:
+    a uniform layer measured against the dish's profile shows what the rim alone does)."""
     res = open_run(folder)
     scn = config.load_scenario(folder / "config.yaml")
     snap = res.snapshots[-1]
     s = scn.fracture.length_scale
     frag = fragments(snap.phi, mask=snap.mask, spacing=snap.spacing, min_area=(4 * s) ** 2)
     domain = build_domain(scn.domain)
-    h = build_thickness(scn.material.thickness, domain, seed=scn.seed)(torch.as_tensor(snap.points)).numpy()
+    spec = scn.material.thickness
+    if profile is not None:
+        spec = config.load_scenario(folder / "config.yaml", [f"material.thickness={profile}"]).material.thickness
+    h = build_thickness(spec, domain, seed=scn.seed)(torch.as_tensor(snap.points)).numpy()
     h = h.reshape(snap.phi.shape)
     index = np.arange(1, frag.count + 1)
     mean_h = ndimage.mean(h, labels=frag.labels, index=index)
@@ -53,7 +58,7 @@ def cells_of_run(folder: Path) -> dict:
     return {"folder": str(folder), "backend": scn.solver.backend, "areas": frag.areas.tolist(),
             "skeleton": skeleton,
             "mean_h": np.asarray(mean_h).tolist(), "edge": touches.tolist(), "s": s,
-            "h_ref": layer.reference_thickness(scn.material.thickness),
+            "h_ref": layer.reference_thickness(spec),
             "wall_time_s": res.summary.get("wall_time_s"), "phi": snap.phi, "mask": snap.mask, "h": h,
             "labels": frag.labels, "extent": (snap.x[0], snap.x[-1], snap.y[0], snap.y[-1])}
 
@@ -147,8 +152,9 @@ def main(argv=None) -> int:
     p.add_argument("runs", nargs="+", type=Path)
     p.add_argument("--picture", type=Path, default=None)
     p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--profile", help="measure h with this material.thickness (YAML), e.g. the dish's on a flat run")
     args = p.parse_args(argv)
-    runs = [cells_of_run(folder) for folder in args.runs]
+    runs = [cells_of_run(folder, profile=args.profile) for folder in args.runs]
     for run in runs:
         h, a, edge = (np.asarray(run[k]) for k in ("mean_h", "areas", "edge"))
         run["fit"], run["fit_all"] = fit(h[~edge], a[~edge]), fit(h, a)
