@@ -171,7 +171,8 @@ def main(argv=None) -> int:
         sp = pool["spacing"]
         print(f"   crack spacing 2A/L by thickness bin: " + ", ".join(
             f"h/h_ref {c:.2f}: {d:.3g}" for c, d in zip(sp["mean_h"], sp["spacing"]))
-            + f"; d ∝ h^{sp['exponent']:.2f} ± {sp['se']:.2f}, so area ∝ h^{sp['area_exponent']:.2f} ± {sp['area_se']:.2f}")
+            + f"; d ∝ h^{sp['exponent']:.2f} ± {sp['se']:.2f}, "
+            f"so area ∝ h^{sp['area_exponent']:.2f} ± {sp['area_se']:.2f}")
     if args.picture:
         picture(runs, pools, args.picture)
         print(f"picture: {args.picture}")

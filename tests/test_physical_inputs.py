@@ -47,7 +47,8 @@ def test_plane_stress_moduli_times_thickness():
 
 
 def test_substrate_models_give_eta():
-    shear = config.load_scenario(DISH, ["material.substrate={kind: shear_lag, shear_modulus: 3.0e4, thickness: 1.0e-3}"])
+    shear = config.load_scenario(DISH, ["material.substrate={kind: shear_lag, shear_modulus: 3.0e4, "
+                                        "thickness: 1.0e-3}"])
     assert shear.material.substrate_stiffness == pytest.approx(3.0e7, rel=1e-15)
     assert config.load_scenario(DISH).material.substrate_stiffness == 6.0e7
 
@@ -164,6 +165,7 @@ def test_an_image_toughness_with_a_fracture_energy_is_refused(tmp_path, capsys):
     from PIL import Image
 
     Image.fromarray(np.full((8, 8), 128, dtype=np.uint8)).save(tmp_path / "g.png")
-    args = ["check", str(DISH), "--set", f"fracture.toughness={{kind: image, image: {tmp_path / 'g.png'}, range: [1, 2]}}"]
+    image = tmp_path / "g.png"
+    args = ["check", str(DISH), "--set", f"fracture.toughness={{kind: image, image: {image}, range: [1, 2]}}"]
     assert main(args) == 2
     assert "an image toughness gives G per area" in capsys.readouterr().err
