@@ -113,7 +113,10 @@ def main(argv: list[str] | None = None) -> int:
 
         scn = load_scenario(args.scenario, args.overrides)
         if args.command == "check":
+            from .thickness import derived_lines
+
             print(dump_scenario(scn), end="")
+            print("\n".join("# " + line for line in derived_lines(scn)))
             return 0
         if args.command == "invert":
             return _invert(args, scn)

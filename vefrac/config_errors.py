@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 from .schema import Scenario
 
 # the tagged unions of the schema: the key that holds each one's tag
-_TAGS = {"domain": "shape", "toughness": "kind"}
+_TAGS = {"domain": "shape", "toughness": "kind", "thickness": "kind", "substrate": "kind"}
 
 
 def fields_of(model: Any, node: dict) -> dict[str, Any]:
@@ -37,6 +37,9 @@ def fields_of(model: Any, node: dict) -> dict[str, Any]:
 
 
 def _union_variants(annotation: Any) -> dict[str, type]:
+    if get_origin(annotation) is Union and type(None) in get_args(annotation):  # an optional tagged union
+        rest = [a for a in get_args(annotation) if a is not type(None)]
+        annotation = rest[0] if len(rest) == 1 else annotation
     args = getattr(annotation, "__args__", ())
     if getattr(annotation, "__metadata__", None):
         args = getattr(annotation.__origin__, "__args__", ())
@@ -170,6 +173,7 @@ def describe(exc: ValidationError, data: dict, source: str) -> str:
                 lines.append(f"{dotted}: {msg}")
             else:
                 lines.append(f"{dotted}: {msg} (got {shown})")
+    lines = [line.removeprefix("(top level): ") for line in lines]  # a scenario-wide rule names its keys
     head = f"{source}: " if len(lines) == 1 else f"{source}: {len(lines)} problems:\n  "
     return head + "\n  ".join(lines)
 

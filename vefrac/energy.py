@@ -94,10 +94,15 @@ class Physics:
 
 
 def energy_densities(physics: Physics, *, u: torch.Tensor, grad_u: torch.Tensor, phi: torch.Tensor | None,
-                     grad_phi: torch.Tensor | None, G: torch.Tensor | None, eps_s) -> dict[str, torch.Tensor]:
-    """Every energy density at N points: 'elastic', 'surface', 'substrate', each (N,)."""
+                     grad_phi: torch.Tensor | None, G: torch.Tensor | None, eps_s,
+                     stiffness: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Every energy density at N points: 'elastic', 'surface', 'substrate', each (N,).
+
+    stiffness: (N,) factor c(x) on λ and μ (a layer of varying thickness); None: 1."""
     w_pos, w_neg = split_energy(elastic_strain(grad_u, eps_s), lam=physics.lam, mu=physics.mu,
                                 split=physics.split)
+    if stiffness is not None:  # W is linear in (λ, μ): scaling both scales W+ and W−
+        w_pos, w_neg = stiffness * w_pos, stiffness * w_neg
     if physics.fracture:
         elastic = degradation(phi, k_res=physics.k_res) * w_pos + w_neg
         surface = surface_density(phi, grad_phi, G, s=physics.s, model=physics.model)

@@ -6,7 +6,9 @@ A PINN run can be checked against this solver: it minimises the discrete version
 
 with energy.py's densities (mirrored in numpy by `split_densities`; tests pin the two together,
 and the stress and tangent to autograd of energy.split_energy), the same split, and the same G(x)
-realisation for the same seed (problem.toughness at the Gauss points).
+realisation for the same seed (problem.toughness at the Gauss points). A layer of varying
+thickness (problem.stiffness, c = h/h_ref) multiplies ψ = g W+ + W−, its stress and tangent and
+the φ-step's driving force by c at every Gauss point (G carries c already).
 
 Discretisation. A structured grid of bilinear (Q1) quadrilaterals over the domain's bounding
 box, spacing h = s / fem.points_per_length (fracture off: the longest side / fem.elements_per_length).
@@ -120,9 +122,14 @@ class Staggered:
         self.substrate = ph.eta * np.kron(mass, np.eye(2))  # (8, 8), dofs ordered (node, component)
         self.udofs = np.stack([2 * m.elements, 2 * m.elements + 1], -1).reshape(-1, 8)
         self.u_pattern = SparsityPattern(self.udofs, 2 * m.n_dofs)
+        pts = torch.as_tensor(m.points.reshape(-1, 2), dtype=torch.float64)
+        # c(x) = h(x)/h_ref at the Gauss points, on W+ and W− (1.0: a uniform layer, computed as before)
+        self.c: np.ndarray | float = 1.0
+        if problem.stiffness is not None:
+            with torch.no_grad():
+                self.c = problem.stiffness(pts).double().cpu().numpy().reshape(-1, 4)
         if ph.fracture:
             self.phi_pattern = SparsityPattern(m.elements, m.n_dofs)
-            pts = torch.as_tensor(m.points.reshape(-1, 2), dtype=torch.float64)
             dev = next(iter(problem.toughness.buffers()), pts).device
             with torch.no_grad():
                 G = problem.toughness(pts.to(dev)).double().cpu().numpy()
@@ -156,7 +163,7 @@ class Staggered:
         ph = self.ph
         u, grad_u, phi, grad_phi = self._at_points(U, Phi)
         w_pos, w_neg = split_densities(*self._strain(grad_u, eps_s), lam=ph.lam, mu=ph.mu, split=ph.split)
-        out = {"elastic": self.w * float((self._g(phi) * w_pos + w_neg).sum()),
+        out = {"elastic": self.w * float((self.c * (self._g(phi) * w_pos + w_neg)).sum()),
                "substrate": self.w * float(0.5 * ph.eta * (u**2).sum())}
         surface = 0.0
         if Phi is not None:  # energy.surface_density, in numpy
@@ -202,10 +209,12 @@ class Staggered:
         u, grad_u, _, _ = self._at_points(U, None)
         exx, eyy, gam = self._strain(grad_u, eps_s)
         w_pos, w_neg = split_densities(exx, eyy, gam, lam=ph.lam, mu=ph.mu, split=ph.split)
-        energy = self.w * ((g * w_pos + w_neg).sum() + 0.5 * ph.eta * (u**2).sum())
+        energy = self.w * ((self.c * (g * w_pos + w_neg)).sum() + 0.5 * ph.eta * (u**2).sum())
         if not tangent:
             return energy, None, None
         stress, C = stress_tangent(exx, eyy, gam, g, lam=ph.lam, mu=ph.mu, split=ph.split)
+        if self.problem.stiffness is not None:  # ψ = c (g W+ + W−): stress and tangent scale with c
+            stress, C = self.c[..., None] * stress, self.c[..., None, None] * C
         ue = U[self.udofs]
         re = stress.reshape(len(stress), 12) @ (self.w * self.B.reshape(12, 8)) + ue @ self.substrate
         residual = np.bincount(self.udofs.ravel(), weights=re.ravel(), minlength=U.size)
@@ -222,6 +231,7 @@ class Staggered:
         ph = self.ph
         _, grad_u, _, _ = self._at_points(U, None)
         w_pos, _ = split_densities(*self._strain(grad_u, eps_s), lam=ph.lam, mu=ph.mu, split=ph.split)
+        w_pos = self.c * w_pos  # the driving force follows the local stiffness; G carries c already
         G, s = self.G, ph.s
         if ph.model == "at2":
             c_mass, c_grad, c_load = 2 * w_pos + G / s, G * s, 2 * w_pos

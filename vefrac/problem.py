@@ -14,17 +14,23 @@ from . import config
 from .energy import Physics
 from .fields import build_toughness
 from .geometry import Domain, build_domain
+from .thickness import ThickToughness, build_stiffness
 
 
 @dataclass(frozen=True)
 class Problem:
-    """The physics, the domain, G(x) and the shrinkage history εs = rate·t on [0, t_end]."""
+    """The physics, the domain, G(x) and the shrinkage history εs = rate·t on [0, t_end].
+
+    stiffness: c(x) = h(x)/h_ref, (N, 2) -> (N,), the factor on λ and μ (W+ and W−) where the
+    layer's thickness varies (vefrac/thickness.py); None: 1 everywhere. G(x) carries it already.
+    """
 
     physics: Physics
     domain: Domain
     toughness: nn.Module
     rate: float
     t_end: float
+    stiffness: nn.Module | None = None
 
     @property
     def eps_ref(self) -> float:
@@ -43,7 +49,9 @@ def build_problem(scn: config.Scenario, *, toughness: nn.Module | None = None) -
     fr, mat = scn.fracture, scn.material
     physics = Physics(lam=mat.lame_lambda, mu=mat.lame_mu, eta=mat.substrate_stiffness, split=mat.split,
                       fracture=fr.enabled, s=fr.length_scale, k_res=fr.residual_stiffness, model=fr.model)
-    if toughness is None:
+    stiffness = build_stiffness(mat, domain, seed=scn.seed)
+    if toughness is None:  # a given toughness (the inverse mode's) is G per area as it stands
         toughness = build_toughness(fr.toughness, domain, seed=scn.seed)
+        toughness = toughness if stiffness is None else ThickToughness(toughness, stiffness)
     return Problem(physics=physics, domain=domain, toughness=toughness,
-                   rate=scn.shrinkage.rate, t_end=scn.shrinkage.t_end)
+                   rate=scn.shrinkage.rate, t_end=scn.shrinkage.t_end, stiffness=stiffness)

@@ -9,8 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_serializer, model_validator
 
+from . import layer
 from .errors import InputError
 from .imageio import read_grey
 
@@ -104,11 +105,45 @@ Domain = Annotated[Union[Rectangle, Disk, Polygon, Mask, Mesh], Field(discrimina
 # ----------------------------------------------------------------------------- physics
 
 
+class ImageThickness(layer.ImageThicknessKeys):
+    _image = field_validator("image")(_resolve_image)
+
+
+Thickness = Annotated[
+    Union[layer.ConstantThickness, layer.DishThickness, layer.LinearThickness, layer.LogNormalThickness,
+          ImageThickness],
+    Field(discriminator="kind"),
+]
+
+
 class Material(_Strict):
+    """The layer per area (λ, μ, η), or physically (E, ν, h, Gc, substrate), reduced to per area
+    on validation (vefrac/layer.py): then lame_lambda, lame_mu, substrate_stiffness hold the
+    derived values. thickness: h(x); the moduli and G follow h(x)/h_ref, η does not."""
+
     lame_lambda: Annotated[float, Field(ge=0)] = 1.0
     lame_mu: PositiveFloat = 1.0
     substrate_stiffness: PositiveFloat = 400.0
     split: Literal["amor", "spectral", "none"] = "amor"
+    young_modulus: PositiveFloat | None = None
+    poisson_ratio: Annotated[float, Field(ge=0, lt=0.5)] | None = None
+    fracture_energy: PositiveFloat | None = None  # Gc: G = Gc·h replaces fracture.toughness.mean
+    substrate: layer.Substrate | None = None
+    thickness: Thickness | None = None
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _per_area(cls, data, handler):
+        return layer.reduce_material(handler(data))
+
+    @model_serializer(mode="wrap")
+    def _as_given(self, handler):
+        """Written back in the form it was given, so that the resolved scenario loads again."""
+        out = {k: v for k, v in handler(self).items() if v is not None}
+        if self.young_modulus is not None:  # the per-area values are derived, not given
+            for key in layer.PER_AREA_KEYS:
+                out.pop(key, None)
+        return out
 
 
 class ConstantToughness(_Strict):
@@ -321,6 +356,18 @@ class Scenario(_Strict):
     solver: Solver = Solver()
     fem: Fem = Fem()
     invert: Invert = Invert()
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _layer_toughness(cls, data, handler):
+        return layer.toughness_from_fracture_energy(handler(data))
+
+    @model_serializer(mode="wrap")
+    def _as_given(self, handler):
+        out = handler(self)
+        if self.material.fracture_energy is not None:  # the mean is derived from it, not given
+            out["fracture"]["toughness"].pop("mean", None)
+        return out
 
 
 def _shoelace(v: list[list[float]]) -> float:

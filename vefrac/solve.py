@@ -92,8 +92,9 @@ def energy_terms(problem: Problem, model, x: torch.Tensor, t: torch.Tensor) -> d
     model: anything with `fields(x, t)`, or a module whose forward is that (a DDP wrapper)."""
     u, grad_u, phi, grad_phi = (model.fields if hasattr(model, "fields") else model)(x, t)
     G = problem.toughness(x) if phi is not None else None
+    stiffness = problem.stiffness(x) if problem.stiffness is not None else None
     dens = energy_densities(problem.physics, u=u, grad_u=grad_u, phi=phi, grad_phi=grad_phi,
-                            G=G, eps_s=problem.rate * t)
+                            G=G, eps_s=problem.rate * t, stiffness=stiffness)
     return dens | {"u": u, "grad_u": grad_u, "phi": phi, "grad_phi": grad_phi, "G": G}
 
 
