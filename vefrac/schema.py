@@ -181,6 +181,10 @@ class Network(_Strict):
     hidden_layers: Annotated[int, Field(ge=1, le=16)] = 3
     width: Annotated[int, Field(ge=4, le=4096)] = 64
     time_knots: Annotated[int, Field(ge=2, le=1024)] = 16
+    # patches: a partition of unity of local networks (vefrac/patches.py), each of the size above
+    representation: Literal["global", "patches"] = "global"
+    patch_size: PositiveFloat = 3.0  # side of a patch, in elastic lengths ℓe = sqrt((λ + 2μ)/η)
+    patch_overlap: Annotated[float, Field(gt=0, lt=0.5)] = 0.25  # band shared with a neighbour, × the side
 
     @field_validator("fourier_scales")
     @classmethod
