@@ -11,8 +11,9 @@ hold by construction, outside the box too. With overlap < 1/2 a point lies in at
 windows per axis: it evaluates at most four local networks in 2-D, whatever the domain's size.
 
 The local networks are one stack of `FourierMLP`-like networks, parameters (P, ...), evaluated
-in one batched matmul chain: the (point, patch) pairs with a non-zero window are grouped by
-patch into a padded (P, cap, ·) block, no Python loop over patches. Each local network sees its
+in one batched matmul chain: the (point, patch) pairs with a non-zero window are sorted by
+patch into blocks of BLOCK_ROWS rows (each block one patch's, the last of a patch padded), and
+every block is evaluated with its patch's weights, gathered: no Python loop over patches. Each local network sees its
 own coordinates ξ ∈ [−½, ½]², so its Fourier scale is in units of the patch.
 """
 
@@ -125,6 +126,9 @@ class PatchLayout:
         return point, patch.reshape(-1)[keep], w.reshape(-1)[keep], grad.reshape(-1, 2)[keep], xi.reshape(-1, 2)[keep]
 
 
+BLOCK_ROWS = 512  # points per block of the batched local evaluation: padding < this per patch
+
+
 def _glorot(shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
     fan_out, fan_in = shape[-2:]
     return torch.randn(shape, generator=generator, dtype=torch.float64) * math.sqrt(2.0 / (fan_in + fan_out))
@@ -157,46 +161,51 @@ class PatchNet(nn.Module):
 
     def forward(self, x: torch.Tensor, extra: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         point, patch, w, grad_w, xi = self.layout.cover(x)
-        slots, cap = group_by_patch(patch, self.layout.size)
-        rows = self.layout.size * cap
-        xs = x.new_zeros((rows, 2)).index_copy(0, slots, xi).view(self.layout.size, cap, 2)
+        slots, owner = blocks_by_patch(patch, self.layout.size, rows=BLOCK_ROWS)
+        rows = owner.shape[0] * BLOCK_ROWS
+        xs = x.new_zeros((rows, 2)).index_copy(0, slots, xi).view(-1, BLOCK_ROWS, 2)
         es = None
         if self.extra is not None:
             es = extra.new_zeros((rows, extra.shape[1])).index_copy(0, slots, extra[point])
-            es = es.view(self.layout.size, cap, -1)
-        value, grad = self.local(xs, es)  # (P, cap, out), (P, cap, out, 2) in ξ
-        value = value.reshape(rows, -1)[slots]
-        grad = grad.reshape(rows, value.shape[1], 2)[slots] / self.layout.side
-        n, out = x.shape[0], value.shape[1]
+            es = es.view(-1, BLOCK_ROWS, extra.shape[1])
+        value, grad = self.local(xs, es, owner)  # (B, rows, out), (B, rows, out, 2) in ξ
+        out = value.shape[-1]
+        value = value.reshape(rows, out)[slots]
+        grad = grad.reshape(rows, out, 2)[slots] / self.layout.side
+        n = x.shape[0]
         f = x.new_zeros((n, out)).index_add(0, point, w[:, None] * value)
         df = x.new_zeros((n, out, 2)).index_add(0, point, grad_w[:, None, :] * value[:, :, None]
                                                  + w[:, None, None] * grad)
         return f, df
 
-    def local(self, xi: torch.Tensor, extra: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Every patch's network at its own points. xi: (P, C, 2), extra: (P, C, E) or None.
-        Returns value (P, C, out), grad (P, C, out, 2) with respect to ξ (forward mode, as
+    def local(self, xi: torch.Tensor, extra: torch.Tensor | None,
+              owner: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Blocks of points, each block evaluated by the network of its patch. xi: (B, C, 2) local
+        coordinates, extra: (B, C, E) or None, owner: (B,) the patch of each block.
+        Returns value (B, C, out), grad (B, C, out, 2) with respect to ξ (forward mode, as
         nets.FourierMLP: value and both derivatives travel as one stack through each matmul)."""
-        z = xi @ self.two_pi_B  # (P, C, m)
+        two_pi_B, first = self.two_pi_B[owner], self.first[owner]
+        z = xi @ two_pi_B  # (B, C, m)
         feats = torch.cat([torch.cos(z), torch.sin(z)], dim=-1)
         m = z.shape[-1]
-        w_cos, w_sin = self.first[..., :m], self.first[..., m:]
-        bx, by = self.two_pi_B[:, None, 0], self.two_pi_B[:, None, 1]  # (P, 1, m)
-        stacked = torch.cat([self.first,
+        w_cos, w_sin = first[..., :m], first[..., m:]
+        bx, by = two_pi_B[:, None, 0], two_pi_B[:, None, 1]  # (B, 1, m)
+        stacked = torch.cat([first,
                              torch.cat([w_sin * bx, -w_cos * bx], dim=-1),
-                             torch.cat([w_sin * by, -w_cos * by], dim=-1)], dim=1)  # (P, 3w, 2m)
-        p, c, width = xi.shape[0], xi.shape[1], self.first.shape[1]
-        a = (feats @ stacked.mT).view(p, c, 3, width).permute(2, 0, 1, 3)  # (3, P, C, w)
-        pre = a[0] + self.first_bias[:, None]
+                             torch.cat([w_sin * by, -w_cos * by], dim=-1)], dim=1)  # (B, 3w, 2m)
+        b, c, width = xi.shape[0], xi.shape[1], first.shape[1]
+        a = (feats @ stacked.mT).view(b, c, 3, width).permute(2, 0, 1, 3)  # (3, B, C, w)
+        pre = a[0] + self.first_bias[owner][:, None]
         if self.extra is not None:
-            pre = pre + extra @ self.extra.mT
+            pre = pre + extra @ self.extra[owner].mT
         h = torch.tanh(pre)
-        d = (1 - h * h) * a[1:]  # (2, P, C, w)
+        d = (1 - h * h) * a[1:]  # (2, B, C, w)
         for weight, bias in zip(self.hidden, self.hidden_bias):
-            h = torch.tanh(h @ weight.mT + bias[:, None])
+            weight = weight[owner]
+            h = torch.tanh(h @ weight.mT + bias[owner][:, None])
             d = (1 - h * h) * (d @ weight.mT)
-        value = h @ self.last.mT + self.last_bias[:, None]
-        grad = (d @ self.last.mT).permute(1, 2, 3, 0)  # (P, C, out, 2)
+        value = h @ self.last[owner].mT + self.last_bias[owner][:, None]
+        grad = (d @ self.last[owner].mT).permute(1, 2, 3, 0)  # (B, C, out, 2)
         return value, grad
 
     @torch.no_grad()
@@ -207,13 +216,17 @@ class PatchNet(nn.Module):
         self.last_bias.fill_(bias)
 
 
-def group_by_patch(patch: torch.Tensor, size: int) -> tuple[torch.Tensor, int]:
-    """Slots of a padded (size, cap) block for pairs belonging to `patch` (M,): pair k goes to
-    row patch[k]·cap + (its rank among that patch's pairs). Returns slots (M,) long, cap."""
+def blocks_by_patch(patch: torch.Tensor, size: int, *, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Blocks of `rows` slots for the pairs of `patch` (M,) (values in [0, size)): each patch's
+    pairs fill ceil(count/rows) blocks of their own, so padding costs < rows per patch however
+    unevenly the points fall (importance sampling, a line of points). Returns slots (M,) long,
+    pair k at row slots[k] of the (B·rows) block rows, and owner (B,) long, each block's patch."""
     counts = torch.bincount(patch, minlength=size)
-    cap = max(1, int(counts.max())) if patch.numel() else 1
+    blocks = (counts + rows - 1) // rows
+    owner = torch.repeat_interleave(torch.arange(size, device=patch.device), blocks)
     order = torch.argsort(patch, stable=True)
     starts = torch.cumsum(counts, 0) - counts
     rank = torch.empty_like(order)
     rank[order] = torch.arange(patch.numel(), device=patch.device) - starts[patch[order]]
-    return patch * cap + rank, cap
+    first_block = torch.cumsum(blocks, 0) - blocks
+    return (first_block[patch] + rank // rows) * rows + rank % rows, owner
