@@ -183,6 +183,8 @@ def test_patch_keys_are_validated():
         load_scenario(SQUARE, PATCHES + ["network.patch_overlap=0.5"])
     with pytest.raises(InputError, match="representation"):
         load_scenario(SQUARE, ["network.representation=grid"])
+    with pytest.raises(InputError, match="solver.compile"):  # refused, not left to recompile without end
+        load_scenario(SQUARE, PATCHES + ["solver.compile=true"])
 
 
 def test_the_patch_size_follows_the_elastic_length():

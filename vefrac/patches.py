@@ -12,7 +12,7 @@ windows per axis: it evaluates at most four local networks in 2-D, whatever the 
 
 The local networks are one stack of `FourierMLP`-like networks, parameters (P, ...), evaluated
 in one batched matmul chain: the (point, patch) pairs with a non-zero window are sorted by
-patch into blocks of BLOCK_ROWS rows (each block one patch's, the last of a patch padded), and
+patch into blocks of equal rows (each block one patch's, the last of a patch padded), and
 every block is evaluated with its patch's weights, gathered: no Python loop over patches. Each local network sees its
 own coordinates ξ ∈ [−½, ½]², so its Fourier scale is in units of the patch.
 """
@@ -126,7 +126,11 @@ class PatchLayout:
         return point, patch.reshape(-1)[keep], w.reshape(-1)[keep], grad.reshape(-1, 2)[keep], xi.reshape(-1, 2)[keep]
 
 
-BLOCK_ROWS = 512  # points per block of the batched local evaluation: padding < this per patch
+def block_rows(pairs: int, patches: int) -> int:
+    """Rows per block: an eighth of the mean pairs per patch, rounded up to a multiple of 32, so
+    padding (< one block per patch) stays a small share of the work and the weights gathered
+    per block stay cheap beside the block's matmuls."""
+    return 32 * max(1, math.ceil(pairs / (8 * patches * 32)))
 
 
 def _glorot(shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
@@ -161,13 +165,14 @@ class PatchNet(nn.Module):
 
     def forward(self, x: torch.Tensor, extra: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         point, patch, w, grad_w, xi = self.layout.cover(x)
-        slots, owner = blocks_by_patch(patch, self.layout.size, rows=BLOCK_ROWS)
-        rows = owner.shape[0] * BLOCK_ROWS
-        xs = x.new_zeros((rows, 2)).index_copy(0, slots, xi).view(-1, BLOCK_ROWS, 2)
+        block = block_rows(patch.numel(), self.layout.size)
+        slots, owner = blocks_by_patch(patch, self.layout.size, rows=block)
+        rows = owner.shape[0] * block
+        xs = x.new_zeros((rows, 2)).index_copy(0, slots, xi).view(-1, block, 2)
         es = None
         if self.extra is not None:
             es = extra.new_zeros((rows, extra.shape[1])).index_copy(0, slots, extra[point])
-            es = es.view(-1, BLOCK_ROWS, extra.shape[1])
+            es = es.view(-1, block, extra.shape[1])
         value, grad = self.local(xs, es, owner)  # (B, rows, out), (B, rows, out, 2) in ξ
         out = value.shape[-1]
         value = value.reshape(rows, out)[slots]
@@ -184,16 +189,16 @@ class PatchNet(nn.Module):
         coordinates, extra: (B, C, E) or None, owner: (B,) the patch of each block.
         Returns value (B, C, out), grad (B, C, out, 2) with respect to ξ (forward mode, as
         nets.FourierMLP: value and both derivatives travel as one stack through each matmul)."""
-        two_pi_B, first = self.two_pi_B[owner], self.first[owner]
-        z = xi @ two_pi_B  # (B, C, m)
+        z = xi @ self.two_pi_B[owner]  # (B, C, m)
         feats = torch.cat([torch.cos(z), torch.sin(z)], dim=-1)
         m = z.shape[-1]
-        w_cos, w_sin = first[..., :m], first[..., m:]
-        bx, by = two_pi_B[:, None, 0], two_pi_B[:, None, 1]  # (B, 1, m)
-        stacked = torch.cat([first,
+        w_cos, w_sin = self.first[..., :m], self.first[..., m:]
+        bx, by = self.two_pi_B[:, None, 0], self.two_pi_B[:, None, 1]  # (P, 1, m)
+        # per patch, then gathered per block: built once per patch, not once per block
+        stacked = torch.cat([self.first,
                              torch.cat([w_sin * bx, -w_cos * bx], dim=-1),
-                             torch.cat([w_sin * by, -w_cos * by], dim=-1)], dim=1)  # (B, 3w, 2m)
-        b, c, width = xi.shape[0], xi.shape[1], first.shape[1]
+                             torch.cat([w_sin * by, -w_cos * by], dim=-1)], dim=1)[owner]  # (B, 3w, 2m)
+        b, c, width = xi.shape[0], xi.shape[1], self.first.shape[1]
         a = (feats @ stacked.mT).view(b, c, 3, width).permute(2, 0, 1, 3)  # (3, B, C, w)
         pre = a[0] + self.first_bias[owner][:, None]
         if self.extra is not None:

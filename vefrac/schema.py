@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from .errors import InputError
 from .imageio import read_grey
@@ -312,6 +312,16 @@ class Scenario(_Strict):
     solver: Solver = Solver()
     fem: Fem = Fem()
     invert: Invert = Invert()
+
+    @model_validator(mode="after")
+    def _patches_not_compiled(self) -> "Scenario":
+        # the patches' pairs and blocks have data-dependent shapes: torch.compile recompiles
+        # them without end (measured: no compiled step within 8 minutes on a 2-core CPU)
+        if self.network.representation == "patches" and self.solver.compile and self.solver.backend == "pinn":
+            raise ValueError("network.representation: patches cannot be combined with solver.compile: true "
+                             "(its per-step shapes depend on where the points fall); set solver.compile: false "
+                             "or network.representation: global")
+        return self
 
 
 def _shoelace(v: list[list[float]]) -> float:
