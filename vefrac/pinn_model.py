@@ -1,11 +1,16 @@
 """The PINN's fields: u(x, t) and φ(x, t) in physical units from non-dimensional networks.
 
-Networks see x̂ = (x − centre)/L; the u-net returns u/(ε_ref L) with ε_ref = εs(t_end). Load
+Networks see x̂ = (x − centre)/L (one global network, or a partition of unity of local ones:
+network.representation, see patches.py); the u-net returns u/(ε_ref L) with ε_ref = εs(t_end). Load
 stepping: φ = φ_prev + (1 − φ_prev)·σ(z), φ_prev the previous step's φ cached on a grid (refreshed
 by solve.refresh_cache); space-time: φ non-decreasing in t by construction.
 """
 
 from __future__ import annotations
+
+import math
+from functools import partial
+from typing import Callable
 
 import torch
 from torch import nn
@@ -14,6 +19,7 @@ from . import config
 from .fields import bilinear
 from .geometry import Grid
 from .nets import FourierMLP, incremental_phase_field, space_time_phase_field
+from .patches import PatchLayout, PatchNet
 from .problem import Problem
 
 
@@ -25,6 +31,32 @@ def fourier_scale(network: config.Network, problem: Problem) -> float:
     if not problem.physics.fracture:
         return 2.0
     return max(2.0, 0.1 * problem.domain.length / problem.physics.s)
+
+
+def patch_layout(network: config.Network, problem: Problem) -> PatchLayout:
+    """network.representation patches: the patch grid over the domain's box, in x̂ = (x − centre)/L,
+    patches of side network.patch_size·ℓe (at most: the grid is stretched to tile the box)."""
+    dom, ph = problem.domain, problem.physics
+    elastic_length = math.sqrt((ph.lam + 2 * ph.mu) / ph.eta)
+    lower = [(b - c) / dom.length for b, c in zip(dom.bounds[:2], dom.center)]
+    upper = [(b - c) / dom.length for b, c in zip(dom.bounds[2:], dom.center)]
+    return PatchLayout.over(lower, upper, side=network.patch_size * elastic_length / dom.length,
+                            overlap=network.patch_overlap, periodic=dom.periodic)
+
+
+def representation(network: config.Network, problem: Problem) -> Callable[..., nn.Module]:
+    """A constructor of the scenario's networks, (out, generator, extra) -> module with
+    forward(x̂, extra) -> (value, grad) and reset_output(bias): one global FourierMLP, or a
+    partition of unity of local ones whose frequencies have the same resolution per unit length."""
+    scale = tuple(network.fourier_scales) if network.fourier_scales else fourier_scale(network, problem)
+    common = dict(features=network.fourier_features, hidden_layers=network.hidden_layers, width=network.width)
+    dom = problem.domain
+    if network.representation == "global":
+        periods = tuple(size / dom.length if p else None for size, p in zip(dom.size, dom.periodic))
+        return partial(FourierMLP, scale=scale, periods=periods, **common)
+    layout = patch_layout(network, problem)
+    local = tuple(v * layout.side for v in scale) if isinstance(scale, tuple) else scale * layout.side
+    return partial(PatchNet, layout, scale=local, **common)
 
 
 class FieldModel(nn.Module):
@@ -43,16 +75,13 @@ class FieldModel(nn.Module):
         self.t_end = problem.t_end
         self.space_time = space_time
         self.fracture = problem.physics.fracture
-        periods = tuple(size / dom.length if p else None for size, p in zip(dom.size, dom.periodic))
-        scale = tuple(network.fourier_scales) if network.fourier_scales else fourier_scale(network, problem)
-        common = dict(features=network.fourier_features, scale=scale,
-                      hidden_layers=network.hidden_layers, width=network.width, periods=periods)
-        self.u_net = FourierMLP(out=2, generator=generator, extra=1 if space_time else 0, **common)
+        make = representation(network, problem)
+        self.u_net = make(out=2, generator=generator, extra=1 if space_time else 0)
         self.u_net.reset_output(0.0)  # start from u = 0: the uniform state, not a random strain
         self.phi_net = None
         if problem.physics.fracture:
             out = network.time_knots if space_time else 1
-            self.phi_net = FourierMLP(out=out, generator=generator, **common)
+            self.phi_net = make(out=out, generator=generator)
             self.phi_net.reset_output(phi_bias)
             k = network.time_knots
             self.register_buffer("knots", (torch.arange(k, dtype=torch.float64) + 0.5) / k)

@@ -216,6 +216,10 @@ class Network(_Strict):
     hidden_layers: Annotated[int, Field(ge=1, le=16)] = 3
     width: Annotated[int, Field(ge=4, le=4096)] = 64
     time_knots: Annotated[int, Field(ge=2, le=1024)] = 16
+    # patches: a partition of unity of local networks (vefrac/patches.py), each of the size above
+    representation: Literal["global", "patches"] = "global"
+    patch_size: PositiveFloat = 3.0  # side of a patch, in elastic lengths ℓe = sqrt((λ + 2μ)/η)
+    patch_overlap: Annotated[float, Field(gt=0, lt=0.5)] = 0.25  # band shared with a neighbour, × the side
 
     @field_validator("fourier_scales")
     @classmethod
@@ -368,6 +372,16 @@ class Scenario(_Strict):
         if self.material.fracture_energy is not None:  # the mean is derived from it, not given
             out["fracture"]["toughness"].pop("mean", None)
         return out
+
+    @model_validator(mode="after")
+    def _patches_not_compiled(self) -> "Scenario":
+        # the patches' pairs and blocks have data-dependent shapes: torch.compile recompiles
+        # them without end (measured: no compiled step within 8 minutes on a 2-core CPU)
+        if self.network.representation == "patches" and self.solver.compile and self.solver.backend == "pinn":
+            raise ValueError("network.representation: patches cannot be combined with solver.compile: true "
+                             "(its per-step shapes depend on where the points fall); set solver.compile: false "
+                             "or network.representation: global")
+        return self
 
 
 def _shoelace(v: list[list[float]]) -> float:
