@@ -6,30 +6,61 @@ Both backends (the PINN in solve.py / pinn_model.py, the finite elements in fem.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import torch
 from torch import nn
 
-from . import config
+from . import config, drying
+from .cycles import HealedToughness, healing_grid
 from .energy import Physics
 from .fields import build_toughness
 from .geometry import Domain, build_domain
+from .shrinkage import ShrinkageField
 
 
 @dataclass(frozen=True)
 class Problem:
-    """The physics, the domain, G(x) and the shrinkage history εs = rate·t on [0, t_end]."""
+    """The physics, the domain, G(x) and the shrinkage εs(x, t) on [0, t_end] (vefrac/drying.py;
+    without a `shrinkage` field, the plain history εs = rate·t I)."""
 
     physics: Physics
     domain: Domain
     toughness: nn.Module
     rate: float
     t_end: float
+    shrinkage: ShrinkageField | None = field(default=None, compare=False)
 
     @property
     def eps_ref(self) -> float:
-        """εs(t_end), the strain scale of the non-dimensional networks."""
-        return self.rate * self.t_end
+        """max |εs| over the history (rate·t_end for the plain form): the strain scale of the
+        non-dimensional networks."""
+        return self.rate * self.t_end if self.shrinkage is None else self.shrinkage.peak
+
+    def shrinkage_strain(self, x: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
+        """The compact εs at x (N, 2), t (N,): (N,) isotropic, or (N, 3) (εxx, εyy, εxy); the plain
+        form is exactly rate·t."""
+        if self.shrinkage is None:
+            return self.rate * t
+        return self.shrinkage.strain(x, t)
+
+    def eigenstrain(self, x: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
+        """(N, 3) shrinkage strain (εxx, εyy, εxy) at x (N, 2), t (N,) or a number."""
+        e = self.shrinkage_strain(x, torch.as_tensor(t, device=x.device, dtype=x.dtype).expand(x.shape[0]))
+        return e if e.dim() == 2 else torch.stack([e, e, torch.zeros_like(e)], -1)
+
+    @property
+    def time_knots(self) -> tuple[float, ...]:
+        """Times in (0, t_end) the load steps must visit: the history's kinks and the rewettings."""
+        if self.shrinkage is None or self.shrinkage.plain:
+            return ()
+        spec = self.shrinkage.spec
+        knots = set(drying.knots(spec)[0]) | set(drying.rewet_times(spec))
+        return tuple(sorted(k for k in knots if 0 < k < self.t_end))
+
+    def history(self, t: float) -> float:
+        """εs of a point dried since t = 0 (history.csv's eps_s): rate·t for the plain form."""
+        return self.rate * t if self.shrinkage is None else self.shrinkage.history(t)
 
     @property
     def energy_scale(self) -> float:
@@ -45,5 +76,8 @@ def build_problem(scn: config.Scenario, *, toughness: nn.Module | None = None) -
                       fracture=fr.enabled, s=fr.length_scale, k_res=fr.residual_stiffness, model=fr.model)
     if toughness is None:
         toughness = build_toughness(fr.toughness, domain, seed=scn.seed)
+    if scn.shrinkage.healing is not None and fr.enabled:  # wet–dry cycles scar G (vefrac/cycles.py)
+        toughness = HealedToughness(toughness, healing_grid(domain, s=fr.length_scale))
     return Problem(physics=physics, domain=domain, toughness=toughness,
-                   rate=scn.shrinkage.rate, t_end=scn.shrinkage.t_end)
+                   rate=scn.shrinkage.rate, t_end=scn.shrinkage.t_end,
+                   shrinkage=ShrinkageField(scn.shrinkage, domain))

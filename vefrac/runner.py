@@ -159,7 +159,7 @@ class Run:
             return
         fields = self.solver.fields(self.grid.points(), t)
         self.outputs.add(index, snapshot_from_fields(fields, grid=self.grid, t=t, s=self.problem.physics.s,
-                                                     eps_s=self.problem.rate * t))
+                                                     eps_s=self.problem.history(t)))
 
     def _finish(self) -> dict:
         if self.rank:

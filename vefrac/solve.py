@@ -8,7 +8,7 @@ Two time treatments share the same pieces:
 - space-time: networks of (x, t) minimising the time-integrated energy, φ non-decreasing in t.
 
 Non-dimensional inside: networks see x̂ = (x − centre)/L, the u-net returns u/(ε_ref L) with
-ε_ref = εs(t_end), and the loss is the energy divided by the uniform-state energy at t_end.
+ε_ref = max |εs| over the history (εs(t_end) for εs = rate·t), and the loss is the energy divided by the uniform-state energy at t_end.
 So the same scenario written in other units trains the same way.
 """
 
@@ -76,7 +76,7 @@ def energy_terms(problem: Problem, model, x: torch.Tensor, t: torch.Tensor) -> d
     u, grad_u, phi, grad_phi = (model.fields if hasattr(model, "fields") else model)(x, t)
     G = problem.toughness(x) if phi is not None else None
     dens = energy_densities(problem.physics, u=u, grad_u=grad_u, phi=phi, grad_phi=grad_phi,
-                            G=G, eps_s=problem.rate * t)
+                            G=G, eps_s=problem.shrinkage_strain(x, t))
     return dens | {"u": u, "grad_u": grad_u, "phi": phi, "grad_phi": grad_phi, "G": G}
 
 
@@ -98,9 +98,11 @@ class State:
     precision: dict | None = None  # solver.precision: what was requested, used and measured
 
 
-def step_times(t_end: float, load_steps: int, snapshots: int) -> np.ndarray:
-    """Load-step times: the union of the load steps and the snapshot times, 0 included."""
+def step_times(t_end: float, load_steps: int, snapshots: int, knots=()) -> np.ndarray:
+    """Load-step times: the union of the load steps, the snapshot times and `knots` (the shrinkage
+    history's kinks and rewettings, Problem.time_knots), 0 included."""
     times = np.union1d(np.linspace(0, t_end, load_steps + 1), np.linspace(0, t_end, snapshots))
+    times = np.union1d(times, np.asarray(knots, float))
     keep = np.concatenate([[True], np.diff(times) > 1e-12 * t_end])
     return times[keep]
 
