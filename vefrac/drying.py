@@ -122,7 +122,10 @@ class Shrinkage(_Strict):
 
     @model_validator(mode="after")
     def _one_history(self) -> "Shrinkage":
-        given = [k for k in ("rate", "history", "cycles") if k in self.model_fields_set]
+        # a resolved config.yaml holds the default rate beside a history: only another rate conflicts
+        given = [k for k in ("history", "cycles") if getattr(self, k) is not None]
+        if given and self.rate != Shrinkage.model_fields["rate"].default:
+            given.insert(0, "rate")
         if len(given) > 1:
             raise ValueError(f"give one of shrinkage.rate, shrinkage.history, shrinkage.cycles "
                              f"(got {' and '.join(given)})")
