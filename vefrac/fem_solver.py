@@ -28,8 +28,7 @@ class FemStaggered:
         self.model = FemModel(build_mesh(problem.domain, h=h), fracture=ph.fracture)
         self.counter = [0]
         self.trainer = Staggered(problem, scn.fem, self.model, counter=self.counter, progress=progress, log=log)
-        self._times = step_times(problem.t_end, scn.solver.load_steps, scn.output.snapshots,
-                                 knots=problem.time_knots)
+        self._times = step_times(problem.t_end, scn.solver.load_steps, scn.output.snapshots)
 
     def times(self) -> np.ndarray:
         return self._times

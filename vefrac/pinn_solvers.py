@@ -108,8 +108,7 @@ class LoadStepping(PinnSolver):
 
     def __init__(self, scn: config.Scenario, problem: Problem, **kwargs):
         super().__init__(scn, problem, **kwargs)
-        self._times = step_times(problem.t_end, scn.solver.load_steps, scn.output.snapshots,
-                                 knots=problem.time_knots)
+        self._times = step_times(problem.t_end, scn.solver.load_steps, scn.output.snapshots)
         self.adaptive = scn.solver.step_tolerance is not None and self.model.phi_net is not None
         # adaptive load steps measure the crack length on a grid of two points per s
         self.check_grid = problem.domain.grid(max(16, math.ceil(2 * problem.domain.length / problem.physics.s)))

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from . import config, drying
+from . import config
 from .cycles import HealedToughness, healing_grid
 from .energy import Physics
 from .fields import build_toughness
@@ -48,15 +48,6 @@ class Problem:
         """(N, 3) shrinkage strain (εxx, εyy, εxy) at x (N, 2), t (N,) or a number."""
         e = self.shrinkage_strain(x, torch.as_tensor(t, device=x.device, dtype=x.dtype).expand(x.shape[0]))
         return e if e.dim() == 2 else torch.stack([e, e, torch.zeros_like(e)], -1)
-
-    @property
-    def time_knots(self) -> tuple[float, ...]:
-        """Times in (0, t_end) the load steps must visit: the history's kinks and the rewettings."""
-        if self.shrinkage is None or self.shrinkage.plain:
-            return ()
-        spec = self.shrinkage.spec
-        knots = set(drying.knots(spec)[0]) | set(drying.rewet_times(spec))
-        return tuple(sorted(k for k in knots if 0 < k < self.t_end))
 
     def history(self, t: float) -> float:
         """εs of a point dried since t = 0 (history.csv's eps_s): rate·t for the plain form."""

@@ -144,7 +144,12 @@ class Run:
             self.outputs.prepare()
         times = self.solver.times()
         snap_index = {int(np.argmin(np.abs(times - ts))): i for i, ts in enumerate(self.snapshot_times)}
+        # a rewetting happens at the load step nearest its time (choose load_steps to hit it)
         rewets = {int(np.argmin(np.abs(times - tr))) for tr in self.rewet_times}
+        missed = [tr for tr in self.rewet_times if np.abs(times - tr).min() > 1e-9 * self.problem.t_end]
+        if missed:
+            self.log(f"shrinkage.healing: {len(missed)} rewetting time(s) fall between load steps (first "
+                     f"{missed[0]:.4g}); each happens at the nearest step")
         try:
             if self.state.step == 0:  # t = 0, the unloaded state: nothing to minimise
                 if 0 in snap_index:

@@ -98,11 +98,9 @@ class State:
     precision: dict | None = None  # solver.precision: what was requested, used and measured
 
 
-def step_times(t_end: float, load_steps: int, snapshots: int, knots=()) -> np.ndarray:
-    """Load-step times: the union of the load steps, the snapshot times and `knots` (the shrinkage
-    history's kinks and rewettings, Problem.time_knots), 0 included."""
+def step_times(t_end: float, load_steps: int, snapshots: int) -> np.ndarray:
+    """Load-step times: the union of the load steps and the snapshot times, 0 included."""
     times = np.union1d(np.linspace(0, t_end, load_steps + 1), np.linspace(0, t_end, snapshots))
-    times = np.union1d(times, np.asarray(knots, float))
     keep = np.concatenate([[True], np.diff(times) > 1e-12 * t_end])
     return times[keep]
 
