@@ -31,6 +31,7 @@ import pyvista as pv  # noqa: E402
 import yaml  # noqa: E402
 
 from vefrac import pattern  # noqa: E402
+from vefrac.cycles import cycle_statistics  # noqa: E402
 
 
 def last_snapshot(run: Path):
@@ -108,7 +109,12 @@ def oriented(run: Path, angle: float):
 def cycles(run: Path, out_png: Path):
     data = np.load(run / "cycles.npz")
     summary = json.load(open(run / "summary.json"))
-    records = summary["cycles"]
+    s = scenario(run)["fracture"]["length_scale"]
+    vti = pv.read(sorted(run.glob("fields_*.vti"))[-1])
+    spacing = tuple(vti.spacing[:2])
+    records = [{"cycle": r["cycle"], "t": r["t"], **cycle_statistics(
+        pattern.crack_pattern(phi, mask=data["mask"], spacing=spacing, s=s).statistics)}
+        for r, phi in zip(summary["cycles"], data["phi"])]
     n = len(records)
     fig, axes = plt.subplots(2, n, figsize=(2.6 * n, 5.4), gridspec_kw={"height_ratios": [3, 2]})
     for k, (phi, rec) in enumerate(zip(data["phi"], records)):
@@ -127,7 +133,8 @@ def cycles(run: Path, out_png: Path):
     fig.tight_layout()
     fig.savefig(out_png, dpi=110)
     keep = ("cycle", "t", "cells", "interior_cells", "junctions", "t_junctions", "y_junctions", "x_junctions",
-            "t_junction_fraction", "junction_angle_mean", "junction_angle_median", "crack_spacing")
+            "t_junction_fraction", "junction_angle_mean", "junction_angle_median", "crack_spacing",
+            "three_arm_junctions", "three_arm_angle_std", "three_arm_largest_angle_mean")
     return [{k: r[k] for k in keep} for r in records]
 
 

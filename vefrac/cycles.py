@@ -79,9 +79,18 @@ def cycle_statistics(pattern_stats: dict) -> dict:
     histogram (10° bins over [0, 180]), crack spacing and nematic order."""
     angles = np.asarray([a for arms in pattern_stats["junction_angles"] for a in arms], float)
     hist, _ = np.histogram(angles, bins=np.arange(0.0, 190.0, 10.0))
+    # Goehring et al. measure three-armed junctions: T (90°, 90°, 180°) and Y (120° × 3) alike have a
+    # mean of 120°, so their statistic is the angle distribution; its spread, and the largest angle
+    # of each junction (180° for a T, 120° for a Y), tell them apart
+    three = [arms for arms, kind in zip(pattern_stats["junction_angles"], pattern_stats["junction_kinds"])
+             if kind in ("T", "Y")]
+    three_angles = np.asarray([a for arms in three for a in arms], float)
     keys = ("cells", "interior_cells", "junctions", "t_junctions", "y_junctions", "x_junctions",
             "t_junction_fraction", "crack_spacing", "crack_length_per_area", "nematic_order")
     return {k: pattern_stats[k] for k in keys} | {
         "junction_angle_mean": pattern_stats["junction_angle"]["mean"],
         "junction_angle_median": pattern_stats["junction_angle"]["median"],
-        "junction_angle_histogram": hist.tolist()}
+        "junction_angle_histogram": hist.tolist(),
+        "three_arm_junctions": len(three),
+        "three_arm_angle_std": float(three_angles.std()) if three_angles.size else None,
+        "three_arm_largest_angle_mean": float(np.mean([max(arms) for arms in three])) if three else None}
