@@ -10,7 +10,7 @@ measured on the last snapshot (cycles: on each cycle's φ, cycles.npz), and writ
 - directional: spacing of the cracks crossing a band of rows (mean intercept along x), / ℓe;
   nematic order and director of the band's centre lines (90° = along the drying direction y).
 - rim: radial order ⟨cos 2(θ − θr)⟩ of the centre lines (1 all radial, −1 all hoop, 0 neither),
-  in the outer ring r > R/2 and inside it.
+  in three rings (r > 0.8R, 0.5R–0.8R, r < 0.5R; near the centre any line is nearly radial).
 - oriented: nematic order and director (expected perpendicular to the shrinkage axis).
 - cycles: per cycle the cells, T/Y counts, T fraction, mean junction angle.
 """
@@ -82,12 +82,13 @@ def rim(run: Path):
     x, y = origin[0] + ii * spacing[0], origin[1] + jj * spacing[1]
     r, radial = np.hypot(x, y), np.arctan2(y, x)
     c = np.cos(2 * (theta[jj, ii] - radial))
-    outer = r > 0.5 * R
-    out = {"radial_order_outer": float(c[outer].mean()), "radial_order_inner": float(c[~outer].mean()),
+    rings = {"rim_ring": r > 0.8 * R, "middle_ring": (r > 0.5 * R) & (r <= 0.8 * R), "inner": r <= 0.5 * R}
+    out = {**{f"radial_order_{k}": float(c[m].mean()) for k, m in rings.items()},
            "cells": pat.statistics["cells"], "t_junction_fraction": pat.statistics["t_junction_fraction"],
            "junction_angle_mean": pat.statistics["junction_angle"]["mean"]}
-    title = (f"rim drying: radial order ⟨cos 2(θ − θr)⟩ = {out['radial_order_outer']:.2f} for r > R/2, "
-             f"{out['radial_order_inner']:.2f} inside;\n{out['cells']} cells")
+    title = (f"{scn['name']}: radial order ⟨cos 2(θ − θr)⟩ of the centre lines = "
+             f"{out['radial_order_rim_ring']:.2f} (r > 0.8R),\n{out['radial_order_middle_ring']:.2f} "
+             f"(0.5R–0.8R), {out['radial_order_inner']:.2f} (r < 0.5R); {out['cells']} cells")
     return out, phi, mask, spacing, origin, title, None
 
 

@@ -243,3 +243,13 @@ def test_bad_shrinkage_input_exits_2_naming_the_key(body, wanted, tmp_path, caps
     assert rc == 2, err
     assert all(w in err for w in wanted), err
     assert "Traceback" not in err and not out.exists()
+
+
+def test_set_reaches_the_optional_shrinkage_sections(capsys):
+    """--set into a section the file leaves out (None by default) and into one it gives."""
+    assert main(["check", str(SQUARE), "--set", "shrinkage.front.edge=rim", "--set", "shrinkage.front.speed=3"]) == 0
+    assert "edge: rim" in capsys.readouterr().out
+    assert main(["check", str(DRYING[2]), "--set", "shrinkage.anisotropy.amplitude=0.0"]) == 0
+    assert "amplitude: 0.0" in capsys.readouterr().out
+    assert main(["check", str(SQUARE), "--set", "shrinkage.front.sped=3"]) == 2
+    assert "did you mean 'shrinkage.front.speed'" in capsys.readouterr().err
