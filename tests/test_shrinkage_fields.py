@@ -225,11 +225,11 @@ BAD = [
     ("history: {times: [0.5, 1], strains: [0, 0.1]}", ("shrinkage.history.times", "start at 0")),
     ("front: {edge: left, speed: -1}", ("shrinkage.front.speed", "> 0")),
     ("front: {edge: middle, speed: 1}", ("shrinkage.front.edge", "'rim'")),
-    ("anisotropy: {amplitude: 3}", ("shrinkage.anisotropy.amplitude", "<= 2")),
+    ("anisotropy: {amplitude: 3}", ("shrinkage.anisotropy.amplitude", "from -2 to 2")),
     ("rate: 2.0\n  cycles: {count: 2, peak: 0.1}", ("shrinkage", "give one of shrinkage.rate")),
     ("cycles: {count: 2, peak: 0.1, trough: 0.2}", ("shrinkage.cycles.trough", "below peak")),
     ("cycles: {count: 2, peak: 0.1}\n  healing: {threshold: 0.2}", ("shrinkage.healing.threshold", "never exceeded")),
-    ("healing: {fraction: 1.5}", ("shrinkage.healing.fraction", "<= 1")),
+    ("healing: {fraction: 1.5}", ("shrinkage.healing.fraction", "from 0 to 1")),
 ]
 
 
