@@ -22,7 +22,7 @@ _TAGS = {"domain": "shape", "toughness": "kind", "thickness": "kind", "substrate
 
 def fields_of(model: Any, node: dict) -> dict[str, Any]:
     """Allowed keys (-> their model) at one level; unions resolve through their tag."""
-    annotation = getattr(model, "annotation", model)
+    annotation = _optional_model(getattr(model, "annotation", model))
     variants = _union_variants(annotation)
     if variants:
         tag_key = _tag_key(next(iter(variants.values())))
@@ -34,6 +34,16 @@ def fields_of(model: Any, node: dict) -> dict[str, Any]:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return dict(annotation.model_fields)
     return {}
+
+
+def _optional_model(annotation: Any) -> Any:
+    """`Model | None` (an optional section such as shrinkage.front) -> Model; anything else as is."""
+    args = get_args(annotation)
+    if get_origin(annotation) is not None and type(None) in args:
+        models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+        if len(models) == 1 and len(args) == 2:
+            return models[0]
+    return annotation
 
 
 def _union_variants(annotation: Any) -> dict[str, type]:

@@ -3,7 +3,7 @@
 Strains are carried as their three components (exx, eyy, exy), each (N,). Densities are
 per unit area, in the scenario's units.
 
-    E = ∫ g(φ) W+(εe) + W−(εe)  +  surface(φ, ∇φ; G, s)  +  η/2 |u|²  dx,   εe = sym ∇u + εs I
+    E = ∫ g(φ) W+(εe) + W−(εe)  +  surface(φ, ∇φ; G, s)  +  η/2 |u|²  dx,   εe = sym ∇u + εs(x, t)
 """
 
 from __future__ import annotations
@@ -16,7 +16,12 @@ Strain = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 
 def elastic_strain(grad_u: torch.Tensor, eps_s: float | torch.Tensor) -> Strain:
-    """grad_u: (N, 2, 2) with grad_u[:, i, j] = ∂u_i/∂x_j. Returns (exx, eyy, exy) of sym∇u + εs I."""
+    """grad_u: (N, 2, 2) with grad_u[:, i, j] = ∂u_i/∂x_j. Returns (exx, eyy, exy) of sym∇u + εs.
+
+    eps_s: the shrinkage strain, a number or (N,) (isotropic, εs I) or (N, 3) (εxx, εyy, εxy)."""
+    if isinstance(eps_s, torch.Tensor) and eps_s.dim() == 2:
+        return (grad_u[:, 0, 0] + eps_s[:, 0], grad_u[:, 1, 1] + eps_s[:, 1],
+                0.5 * (grad_u[:, 0, 1] + grad_u[:, 1, 0]) + eps_s[:, 2])
     exx = grad_u[:, 0, 0] + eps_s
     eyy = grad_u[:, 1, 1] + eps_s
     exy = 0.5 * (grad_u[:, 0, 1] + grad_u[:, 1, 0])

@@ -2,7 +2,7 @@
 
 A PINN run can be checked against this solver: it minimises the discrete version of
 
-    E(u, φ) = ∫ g(φ) W+(εe) + W−(εe) + surface(φ, ∇φ; G, s) + η/2 |u|² dx,   εe = sym ∇u + εs I
+    E(u, φ) = ∫ g(φ) W+(εe) + W−(εe) + surface(φ, ∇φ; G, s) + η/2 |u|² dx,   εe = sym ∇u + εs(x, t)
 
 with energy.py's densities (mirrored in numpy by `split_densities`; tests pin the two together,
 and the stress and tangent to autograd of energy.split_energy), the same split, and the same G(x)
@@ -122,18 +122,15 @@ class Staggered:
         self.substrate = ph.eta * np.kron(mass, np.eye(2))  # (8, 8), dofs ordered (node, component)
         self.udofs = np.stack([2 * m.elements, 2 * m.elements + 1], -1).reshape(-1, 8)
         self.u_pattern = SparsityPattern(self.udofs, 2 * m.n_dofs)
-        pts = torch.as_tensor(m.points.reshape(-1, 2), dtype=torch.float64)
+        self.gauss_points = torch.as_tensor(m.points.reshape(-1, 2), dtype=torch.float64)
         # c(x) = h(x)/h_ref at the Gauss points, on W+ and W− (1.0: a uniform layer, computed as before)
         self.c: np.ndarray | float = 1.0
         if problem.stiffness is not None:
             with torch.no_grad():
-                self.c = problem.stiffness(pts).double().cpu().numpy().reshape(-1, 4)
+                self.c = problem.stiffness(self.gauss_points).double().cpu().numpy().reshape(-1, 4)
         if ph.fracture:
             self.phi_pattern = SparsityPattern(m.elements, m.n_dofs)
-            dev = next(iter(problem.toughness.buffers()), pts).device
-            with torch.no_grad():
-                G = problem.toughness(pts.to(dev)).double().cpu().numpy()
-            self.G = G.reshape(-1, 4)
+            self.refresh_toughness()
         self._start: tuple | None = None
         # fem.linear_solver: sparse direct, or Krylov with multigrid (vefrac/linsolve.py)
         kind = fem.linear_solver
@@ -152,13 +149,35 @@ class Staggered:
         pe = Phi[self.mesh.elements]
         return u, grad_u, pe @ self.N.T, (pe @ self.D.T).reshape(-1, 4, 2)
 
-    def _strain(self, grad_u: np.ndarray, eps_s: float):
+    def refresh_toughness(self) -> None:
+        """G at the Gauss points (E, 4), from problem.toughness (again after a rewetting healed it)."""
+        pts = self.gauss_points
+        dev = next(iter(self.problem.toughness.buffers()), pts).device
+        with torch.no_grad():
+            G = self.problem.toughness(pts.to(dev)).double().cpu().numpy()
+        self.G = G.reshape(-1, 4)
+
+    def shrinkage_at(self, t: float):
+        """εs at the Gauss points at time t: the number rate·t for the plain form, else (E, 4)
+        (isotropic) or (E, 4, 3) (εxx, εyy, εxy), from problem.shrinkage_strain."""
+        field = self.problem.shrinkage
+        if field is None or field.plain:
+            return self.problem.rate * t
+        with torch.no_grad():
+            e = self.problem.shrinkage_strain(self.gauss_points, t).cpu().numpy()
+        return e.reshape(-1, 4, *e.shape[1:])
+
+    def _strain(self, grad_u: np.ndarray, eps_s):
+        """(εxx, εyy, γxy = 2εxy) at the Gauss points of sym ∇u + εs; eps_s as `shrinkage_at` gives it."""
+        if np.ndim(eps_s) == 3:
+            return (grad_u[..., 0, 0] + eps_s[..., 0], grad_u[..., 1, 1] + eps_s[..., 1],
+                    grad_u[..., 0, 1] + grad_u[..., 1, 0] + 2 * eps_s[..., 2])
         return (grad_u[..., 0, 0] + eps_s, grad_u[..., 1, 1] + eps_s, grad_u[..., 0, 1] + grad_u[..., 1, 0])
 
     def _g(self, phi):
         return 1.0 if phi is None else (1 - phi) ** 2 + self.ph.k_res
 
-    def energy(self, U: np.ndarray, Phi: np.ndarray | None, eps_s: float) -> dict[str, float]:
+    def energy(self, U: np.ndarray, Phi: np.ndarray | None, eps_s) -> dict[str, float]:
         """The discrete energy: 'elastic', 'surface', 'substrate' (Gauss-rule sums)."""
         ph = self.ph
         u, grad_u, phi, grad_phi = self._at_points(U, Phi)
@@ -175,13 +194,15 @@ class Staggered:
 
     # -------------------------------------------------------------- u-step
 
-    def u_step(self, U: np.ndarray, Phi: np.ndarray | None, eps_s: float, *, max_newton: int = 50):
+    def u_step(self, U: np.ndarray, Phi: np.ndarray | None, eps_s, *, max_newton: int = 50):
         """Minimise E_h over u for fixed φ: semi-smooth Newton with backtracking. Returns (U, iterations, ok)."""
         ph = self.ph
         phi = None if Phi is None else Phi[self.mesh.elements] @ self.N.T
         g = self._g(phi) * np.ones((self.udofs.shape[0], 4))
-        # a residual of 1e-10 of the nodal force the shrinkage stress puts on a free edge
-        scale = 2 * (ph.lam + ph.mu) * max(abs(eps_s), 1e-300) * max(self.mesh.spacing)
+        # a residual of 1e-10 of the nodal force the shrinkage stress puts on a free edge (a rewetted
+        # layer may have εs = 0: then of a millionth of the history's largest)
+        eps = max(float(np.abs(eps_s).max()), 1e-6 * self.problem.eps_ref, 1e-300)
+        scale = 2 * (ph.lam + ph.mu) * eps * max(self.mesh.spacing)
         for it in range(max_newton + 1):
             energy, residual, C = self._u_terms(U, g, eps_s, tangent=True)
             if np.abs(residual).max() <= 1e-10 * scale:
@@ -222,7 +243,7 @@ class Staggered:
 
     # -------------------------------------------------------------- φ-step
 
-    def phi_qp(self, U: np.ndarray, eps_s: float) -> tuple[sp.csr_matrix, np.ndarray]:
+    def phi_qp(self, U: np.ndarray, eps_s) -> tuple[sp.csr_matrix, np.ndarray]:
         """The φ-step as ½ φᵀAφ − bᵀφ (+ const) for fixed u.
 
         AT2: A = ∫ (2W+ + G/s) NᵀN + G s ∇Nᵀ∇N, b = ∫ 2W+ N.
@@ -248,7 +269,7 @@ class Staggered:
         """Advance to time t: φ_prev ← φ, then alternate minimisation until max|Δφ| < tolerance."""
         started = time.perf_counter()
         m, model, fem = self.mesh, self.model, self.fem
-        eps_s = self.problem.rate * t
+        eps_s = self.shrinkage_at(t)
         self._start = (model.u.clone(), model.phi.clone(), model.phi_prev.clone(), self.counter[0])
         self.u_solver.new_step()
         U = m.dofs(model.u.cpu().numpy()).ravel()

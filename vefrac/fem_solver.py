@@ -65,6 +65,15 @@ class FemStaggered:
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.counter[0] = state["counter"]
+        if self.model.fracture:  # G may have been healed by wet–dry cycles (vefrac/cycles.py)
+            self.trainer.refresh_toughness()
+
+    def rewet(self) -> None:
+        """A rewetting (vefrac/cycles.py): φ restarts from 0, G is the healed problem.toughness."""
+        if self.model.fracture:
+            self.model.phi.zero_()
+            self.model.phi_prev.zero_()
+            self.trainer.refresh_toughness()
 
     def rewind(self) -> bool:
         return self.trainer.rewind(None)

@@ -159,6 +159,11 @@ class LoadStepping(PinnSolver):
     def describe(self, record: dict) -> str:
         return (f"iterations={record['iterations']}  " if self.adaptive else "") + super().describe(record)
 
+    def rewet(self) -> None:
+        """A rewetting (vefrac/cycles.py): the φ cache is dropped, so the next step's φ starts from 0
+        (its φ-net restarts at phi_bias) against the healed problem.toughness."""
+        self.model.cache = None
+
     def commit(self, t: float) -> None:
         """The step's φ becomes the next step's lower bound: the cache, raised to an upper envelope
         of this step's φ on a sub-grid of every cache cell and at the export grid's points."""
@@ -195,6 +200,10 @@ class SpaceTime(PinnSolver):
 
     def commit(self, t: float) -> None:
         """Nothing to do: φ is non-decreasing in t by construction."""
+
+    def rewet(self) -> None:
+        """Refused before the run starts (runner.Run): a space-time φ cannot restart from 0."""
+        raise RuntimeError("wet–dry cycles need solver.time: load_stepping")
 
     def state_dict(self) -> dict:
         return super().state_dict() | {"trained": self.trained}

@@ -6,20 +6,24 @@ Both backends (the PINN in solve.py / pinn_model.py, the finite elements in fem.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import torch
 from torch import nn
 
 from . import config
+from .cycles import HealedToughness, healing_grid
 from .energy import Physics
 from .fields import build_toughness
 from .geometry import Domain, build_domain
+from .shrinkage import ShrinkageField
 from .thickness import ThickToughness, build_stiffness
 
 
 @dataclass(frozen=True)
 class Problem:
-    """The physics, the domain, G(x) and the shrinkage history εs = rate·t on [0, t_end].
+    """The physics, the domain, G(x) and the shrinkage εs(x, t) on [0, t_end] (vefrac/drying.py;
+    without a `shrinkage` field, the plain history εs = rate·t I).
 
     stiffness: c(x) = h(x)/h_ref, (N, 2) -> (N,), the factor on λ and μ (W+ and W−) where the
     layer's thickness varies (vefrac/thickness.py); None: 1 everywhere. G(x) carries it already.
@@ -31,11 +35,29 @@ class Problem:
     rate: float
     t_end: float
     stiffness: nn.Module | None = None
+    shrinkage: ShrinkageField | None = field(default=None, compare=False)
 
     @property
     def eps_ref(self) -> float:
-        """εs(t_end), the strain scale of the non-dimensional networks."""
-        return self.rate * self.t_end
+        """max |εs| over the history (rate·t_end for the plain form): the strain scale of the
+        non-dimensional networks."""
+        return self.rate * self.t_end if self.shrinkage is None else self.shrinkage.peak
+
+    def shrinkage_strain(self, x: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
+        """The compact εs at x (N, 2), t (N,): (N,) isotropic, or (N, 3) (εxx, εyy, εxy); the plain
+        form is exactly rate·t."""
+        if self.shrinkage is None:
+            return self.rate * t
+        return self.shrinkage.strain(x, t)
+
+    def eigenstrain(self, x: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
+        """(N, 3) shrinkage strain (εxx, εyy, εxy) at x (N, 2), t (N,) or a number."""
+        e = self.shrinkage_strain(x, torch.as_tensor(t, device=x.device, dtype=x.dtype).expand(x.shape[0]))
+        return e if e.dim() == 2 else torch.stack([e, e, torch.zeros_like(e)], -1)
+
+    def history(self, t: float) -> float:
+        """εs of a point dried since t = 0 (history.csv's eps_s): rate·t for the plain form."""
+        return self.rate * t if self.shrinkage is None else self.shrinkage.history(t)
 
     @property
     def energy_scale(self) -> float:
@@ -53,5 +75,8 @@ def build_problem(scn: config.Scenario, *, toughness: nn.Module | None = None) -
     if toughness is None:  # a given toughness (the inverse mode's) is G per area as it stands
         toughness = build_toughness(fr.toughness, domain, seed=scn.seed)
         toughness = toughness if stiffness is None else ThickToughness(toughness, stiffness)
+    if scn.shrinkage.healing is not None and fr.enabled:  # wet–dry cycles scar G (vefrac/cycles.py)
+        toughness = HealedToughness(toughness, healing_grid(domain, s=fr.length_scale))
     return Problem(physics=physics, domain=domain, toughness=toughness,
-                   rate=scn.shrinkage.rate, t_end=scn.shrinkage.t_end, stiffness=stiffness)
+                   rate=scn.shrinkage.rate, t_end=scn.shrinkage.t_end, stiffness=stiffness,
+                   shrinkage=ShrinkageField(scn.shrinkage, domain))

@@ -18,7 +18,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from . import __version__, config
+from . import __version__, config, drying, pattern
+from .cycles import HealedToughness, cycle_statistics, healing_grid
 from .errors import InputError
 from .outputs import CHECKPOINT, FolderOutputs, Recorder, snapshot_from_fields, summarise
 from .problem import build_problem  # noqa: F401  (older imports: vefrac.runner.build_problem)
@@ -52,6 +53,7 @@ class RunState:
 
     step: int = 0
     history: list = field(default_factory=list)
+    cycles: list = field(default_factory=list)  # wet–dry cycles: each one's statistics at its rewetting
 
 
 class Run:
@@ -83,6 +85,10 @@ class Run:
             FolderOutputs(self.out, scn, grid=self.grid, area=self.problem.domain.area, resumed=resume,
                           pictures=pictures)
         self.state = RunState()
+        self.rewet_times = drying.rewet_times(scn.shrinkage)
+        if self.rewet_times and scn.solver.backend == "pinn" and scn.solver.time == "space_time":
+            raise InputError("shrinkage.healing: wet–dry cycles need solver.time: load_stepping (a rewetting "
+                             "restarts φ from 0, which a space-time φ, non-decreasing in t, cannot)")
         self.wall_before = 0.0
         self.resumed = resume
         if resume:
@@ -101,8 +107,9 @@ class Run:
             return
         self.outputs.save_checkpoint({
             "hash": self.hash, "version": __version__,
-            "run": {"step": self.state.step, "history": self.state.history,
+            "run": {"step": self.state.step, "history": self.state.history, "cycles": self.state.cycles,
                     "wall": self.wall_before + time.perf_counter() - self.t0},
+            **({"healing": self.problem.toughness.factor} if self._healed else {}),
             "solver": self.solver.state_dict(), "outputs": self.outputs.state_dict()})
 
     def _load_checkpoint(self) -> None:
@@ -113,15 +120,21 @@ class Run:
                              f"(fingerprint {payload.get('hash')} vs {self.hash}); resume with the "
                              f"scenario and --set options it was started with")
         try:
+            if self._healed:  # before the solver's state: the FEM evaluates G at its Gauss points then
+                self.problem.toughness.load_factor(payload["healing"])
             self.solver.load_state_dict(payload["solver"])
             self.outputs.load_state_dict(payload["outputs"])
             run = payload["run"]
-            self.state = RunState(step=run["step"], history=list(run["history"]))
+            self.state = RunState(step=run["step"], history=list(run["history"]), cycles=list(run["cycles"]))
             self.wall_before = run["wall"]
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise InputError(f"--resume: checkpoint {str(path)!r} is not one this vefrac ({__version__}) "
                              f"wrote ({type(exc).__name__}: {exc}); start afresh with --overwrite") from None
         self.log(f"resuming from {path} at step {self.state.step}, {self.solver.iterations} iterations done")
+
+    @property
+    def _healed(self) -> bool:
+        return isinstance(self.problem.toughness, HealedToughness)
 
     # ------------------------------------------------------------------ the run
 
@@ -131,6 +144,12 @@ class Run:
             self.outputs.prepare()
         times = self.solver.times()
         snap_index = {int(np.argmin(np.abs(times - ts))): i for i, ts in enumerate(self.snapshot_times)}
+        # a rewetting happens at the load step nearest its time (choose load_steps to hit it)
+        rewets = {int(np.argmin(np.abs(times - tr))) for tr in self.rewet_times}
+        missed = [tr for tr in self.rewet_times if np.abs(times - tr).min() > 1e-9 * self.problem.t_end]
+        if missed:
+            self.log(f"shrinkage.healing: {len(missed)} rewetting time(s) fall between load steps (first "
+                     f"{missed[0]:.4g}); each happens at the nearest step")
         try:
             if self.state.step == 0:  # t = 0, the unloaded state: nothing to minimise
                 if 0 in snap_index:
@@ -144,6 +163,8 @@ class Run:
                 self.solver.commit(t)  # the step becomes irreversible; snapshots show what was committed
                 if k in snap_index:
                     self._snapshot(snap_index[k], t)
+                if k in rewets:
+                    self._rewet(t, last=k == len(times) - 1)
                 self.state.step = k + 1
                 self._checkpoint()
                 if record is not None:
@@ -159,7 +180,29 @@ class Run:
             return
         fields = self.solver.fields(self.grid.points(), t)
         self.outputs.add(index, snapshot_from_fields(fields, grid=self.grid, t=t, s=self.problem.physics.s,
-                                                     eps_s=self.problem.rate * t))
+                                                     eps_s=self.problem.history(t)))
+
+    def _rewet(self, t: float, *, last: bool) -> None:
+        """The end of a wet–dry cycle (vefrac/cycles.py): record the cycle's pattern, then (unless
+        the run ends here) heal G with its φ and restart φ from 0."""
+        s = self.problem.physics.s
+        if self.rank == 0:
+            f = self.solver.fields(self.grid.points(), t)
+            ny, nx = self.grid.shape
+            mask = f["inside"].reshape(ny, nx)
+            phi = np.where(f["inside"], f["phi"], 0.0).reshape(ny, nx)
+            stats = pattern.crack_pattern(phi, mask=mask, spacing=self.grid.spacing, s=s).statistics
+            self.state.cycles.append({"cycle": len(self.state.cycles) + 1, "t": t, **cycle_statistics(stats),
+                                      "phi": torch.from_numpy(phi.astype(np.float32))})
+            self.log(f"cycle {len(self.state.cycles)} ends at t={t:.4g}: {stats['cells']} cells, "
+                     f"T fraction {stats['t_junction_fraction']:.2f}, mean junction angle "
+                     f"{stats['junction_angle']['mean']:.1f}°")
+        if last or not self._healed:
+            return
+        heal = healing_grid(self.problem.domain, s=s)
+        phi = self.solver.fields(heal.points(), t)["phi"]
+        self.problem.toughness.heal(phi, fraction=self.scn.shrinkage.healing.fraction)
+        self.solver.rewet()
 
     def _finish(self) -> dict:
         if self.rank:
@@ -170,6 +213,13 @@ class Run:
             iterations=self.solver.iterations, scenario_hash=self.hash,
             elastic_length=self.problem.physics.elastic_length, report=self.solver.report(),
             steps=self.state.history)
+        if self.state.cycles:
+            summary["cycles"] = [{k: v for k, v in c.items() if k != "phi"} for c in self.state.cycles]
+            if self.out is not None:
+                np.savez_compressed(self.out / "cycles.npz", t=np.array([c["t"] for c in self.state.cycles]),
+                                    phi=np.stack([c["phi"].numpy() for c in self.state.cycles]),
+                                    mask=self.problem.domain.inside(torch.as_tensor(self.grid.points()))
+                                    .numpy().reshape(self.grid.shape))
         self.outputs.finish(summary, areas=areas, angles=angles)
         self._checkpoint()
         return summary

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_serializer, model_validator
 
 from . import layer
+from .drying import Shrinkage
 from .errors import InputError
 from .imageio import read_grey
 
@@ -193,11 +194,6 @@ class Fracture(_Strict):
     length_scale: PositiveFloat = 0.01
     residual_stiffness: Annotated[float, Field(ge=0, lt=1)] = 1.0e-6
     toughness: Toughness = LogNormalToughness(kind="lognormal")
-
-
-class Shrinkage(_Strict):
-    rate: PositiveFloat = 1.0
-    t_end: PositiveFloat = 0.1
 
 
 class Output(_Strict):

@@ -8,7 +8,7 @@ Two time treatments share the same pieces:
 - space-time: networks of (x, t) minimising the time-integrated energy, φ non-decreasing in t.
 
 Non-dimensional inside: networks see x̂ = (x − centre)/L, the u-net returns u/(ε_ref L) with
-ε_ref = εs(t_end), and the loss is the energy divided by the uniform-state energy at t_end.
+ε_ref = max |εs| over the history (εs(t_end) for εs = rate·t), and the loss is the energy divided by the uniform-state energy at t_end.
 So the same scenario written in other units trains the same way.
 """
 
@@ -94,7 +94,7 @@ def energy_terms(problem: Problem, model, x: torch.Tensor, t: torch.Tensor) -> d
     G = problem.toughness(x) if phi is not None else None
     stiffness = problem.stiffness(x) if problem.stiffness is not None else None
     dens = energy_densities(problem.physics, u=u, grad_u=grad_u, phi=phi, grad_phi=grad_phi,
-                            G=G, eps_s=problem.rate * t, stiffness=stiffness)
+                            G=G, eps_s=problem.shrinkage_strain(x, t), stiffness=stiffness)
     return dens | {"u": u, "grad_u": grad_u, "phi": phi, "grad_phi": grad_phi, "G": G}
 
 

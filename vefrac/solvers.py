@@ -70,6 +70,10 @@ class Solver(Protocol):
     def load_state_dict(self, state: dict) -> None:
         """The inverse of state_dict."""
 
+    def rewet(self) -> None:
+        """Wet–dry cycles (vefrac/cycles.py), after commit at a rewetting: φ restarts from 0 and the
+        next step sees problem.toughness as healed (load stepping and fem only)."""
+
     def rewind(self) -> bool:
         """After an interruption inside advance: back to the last consistent point (the last
         checked iteration, or the start of the step). True if there is something new to save."""
