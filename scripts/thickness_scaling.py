@@ -169,7 +169,7 @@ def main(argv=None) -> int:
               f"{int((~pool['edge']).sum())} interior): interior p = {f['exponent']:.2f} ± {f['se']:.2f}, "
               f"all p = {fa['exponent']:.2f} ± {fa['se']:.2f}")
         sp = pool["spacing"]
-        print(f"   crack spacing 2A/L by thickness bin: " + ", ".join(
+        print("   crack spacing 2A/L by thickness bin: " + ", ".join(
             f"h/h_ref {c:.2f}: {d:.3g}" for c, d in zip(sp["mean_h"], sp["spacing"]))
             + f"; d ∝ h^{sp['exponent']:.2f} ± {sp['se']:.2f}, "
             f"so area ∝ h^{sp['area_exponent']:.2f} ± {sp['area_se']:.2f}")

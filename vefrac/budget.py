@@ -1,0 +1,53 @@
+"""How much work a PINN run does: its load-step times, its Adam iterations and the points it
+draws per iteration, from the scenario (no torch here)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import config
+from .problem import Problem
+
+
+def space_time_iterations(solver: config.Solver) -> int:
+    """The space-time budget: as many iterations as load stepping would take."""
+    return solver.first_step_iterations + (solver.load_steps - 1) * solver.iterations
+
+
+POINTS_PER_S2 = 8192 / 2500  # square-mud's density: 8192 points on a 1 × 1 box with s = 0.02
+AUTO_POINTS_RANGE = (2048, 1 << 22)
+
+
+def sampled_points(solver: config.Solver, problem: Problem) -> int:
+    """Points drawn per iteration: `solver.points`, or for "auto" POINTS_PER_S2 per s² of the
+    domain's box (a multiple of 64 within AUTO_POINTS_RANGE; 8192 without fracture)."""
+    if solver.points != "auto":
+        return solver.points
+    if not problem.physics.fracture:
+        return 8192
+    width, height = problem.domain.size
+    n = POINTS_PER_S2 * width * height / problem.physics.s**2
+    low, high = AUTO_POINTS_RANGE
+    return int(min(max(64 * round(n / 64), low), high))
+
+
+def planned_iterations(scn: config.Scenario) -> int | None:
+    """Adam iterations a run will take (for progress bars; adaptive load steps: at least); None
+    for the fem backend, whose staggered iterations are not known in advance."""
+    if scn.solver.backend == "fem":
+        return None
+    if scn.solver.time == "space_time":
+        return space_time_iterations(scn.solver)
+    steps = len(step_times(scn.shrinkage.t_end, scn.solver.load_steps, scn.output.snapshots)) - 1
+    planned = scn.solver.first_step_iterations + (steps - 1) * scn.solver.iterations
+    if scn.solver.step_tolerance is not None and scn.fracture.enabled:  # one block to confirm each step
+        planned += sum(min(scn.solver.iterations, max(0, scn.solver.max_step_iterations - base))
+                       for base in [scn.solver.first_step_iterations] + [scn.solver.iterations] * (steps - 1))
+    return planned
+
+
+def step_times(t_end: float, load_steps: int, snapshots: int) -> np.ndarray:
+    """Load-step times: the union of the load steps and the snapshot times, 0 included."""
+    times = np.union1d(np.linspace(0, t_end, load_steps + 1), np.linspace(0, t_end, snapshots))
+    keep = np.concatenate([[True], np.diff(times) > 1e-12 * t_end])
+    return times[keep]
