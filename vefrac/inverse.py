@@ -114,11 +114,16 @@ class Inversion:
         self.s = self.problem.physics.s
         self.grid = self.problem.domain.grid(scn.output.resolution)
         self.observations: list[Observed] = []
-        for frame in self.frames:  # one framing (check_frames): one material for all of them
-            ob = read_observation(frame.path, inv.observation, domain=self.problem.domain, grid=self.grid, s=self.s)
-            self.observations.append(ob)
+        spec = inv.observation
+        for frame in self.frames[::-1]:  # one framing (check_frames): one material for all of them
+            ob = read_observation(frame.path, spec, domain=self.problem.domain, grid=self.grid, s=self.s)
+            self.observations.insert(0, ob)
             for warning in ob.warnings:
                 log(f"warning: {warning}")
+            if spec.method == "threshold" and spec.threshold is None:
+                # earlier frames share the last one's threshold and polarity: on the most cracked
+                # frame Otsu's split is sound; on a frame of faint, young cracks it splits the shading
+                spec = spec.model_copy(update={"threshold": ob.threshold, "cracks": ob.cracks})
         self.observed: Observed = self.observations[-1]
         self.g_mean = inv.prior.mean or getattr(scn.fracture.toughness, "mean", None)
         if self.g_mean is None:  # an image toughness has a range, not a mean
