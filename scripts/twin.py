@@ -2,6 +2,14 @@
 
     python scripts/twin.py [--scenario scenarios/twin-mud.yaml] [--out outputs/twin] [--seeds 3]
                            [--blur 1.0] [--noise 0.05] [--pixels 400] [--set KEY=VALUE ...]
+                           [--frames N]
+
+With --frames N > 1 the inversion sees a time-lapse instead of one picture: N frames rendered
+from the truth's snapshots, evenly spread from its first cracked snapshot (a tenth of the final
+crack length) to the end (the last frame is the one-picture twin's picture, noise included), in
+out/frames with times.txt, inverted with `vefrac invert --images` into out/invert-Nframes.
+`--analyse-only --frames N` compares that
+one; twin.json then also holds the overlap at every frame.
 
 1. Forward run with the scenario's own (known, heterogeneous) toughness: the truth.
 2. Render its final crack pattern as a grey picture (dark cracks on light mud), blur it by
@@ -66,8 +74,35 @@ def correlation(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
 
 
+def render_frames(out: Path, *, frames: int, pixels: int, blur: float, noise: float, seed: int) -> Path:
+    """out/frames: `frames` pictures of the truth's snapshots from its first crack to the end, and
+    times.txt. The last frame is the one-picture twin's picture (same noise draw)."""
+    from PIL import Image
+
+    rows = (out / "truth" / "history.csv").read_text().strip().splitlines()
+    header = rows[0].split(",")
+    table = [dict(zip(header, map(float, r.split(",")))) for r in rows[1:]]
+    snaps = sorted((out / "truth").glob("fields_*.vti"))
+    # the first frame: the first snapshot with a tenth of the final crack length (younger cracks are
+    # faint, diffuse damage; a picture of them shows shading rather than cracks)
+    first = next(i for i, r in enumerate(table) if r["skeleton_length"] >= 0.1 * table[-1]["skeleton_length"])
+    chosen = np.unique(np.round(np.linspace(first, len(snaps) - 1, frames)).astype(int))
+    folder = out / "frames"
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for k, i in enumerate(chosen):
+        arrays = _read_vti(snaps[i])
+        last = k == len(chosen) - 1
+        picture = render(arrays["phi"], arrays["mask"].astype(bool), pixels=pixels, blur=blur, noise=noise,
+                         seed=seed if last else seed + 1 + k)
+        Image.fromarray((picture * 255).round().astype(np.uint8)).save(folder / f"frame_{k}.png")
+        lines.append(f"frame_{k}.png {table[i]['t']!r}")
+    (folder / "times.txt").write_text("\n".join(lines) + "\n")
+    return folder
+
+
 def twin(scenario: Path, out: Path, *, seeds: int, blur: float, noise: float, pixels: int, near: float,
-         overrides: list[str], reuse_truth: bool = False) -> dict:
+         overrides: list[str], reuse_truth: bool = False, frames: int = 1) -> dict:
     from PIL import Image
 
     scn = load_scenario(scenario, overrides)
@@ -83,10 +118,15 @@ def twin(scenario: Path, out: Path, *, seeds: int, blur: float, noise: float, pi
     Image.fromarray((picture * 255).round().astype(np.uint8)).save(image)
 
     started = time.perf_counter()
-    _vefrac("invert", str(scenario), "--image", str(image), "--out", str(out / "invert"), "--overwrite",
-            *sets, "--set", f"invert.seeds={seeds}")
+    if frames > 1:
+        folder = render_frames(out, frames=frames, pixels=pixels, blur=blur, noise=noise, seed=scn.seed)
+        _vefrac("invert", str(scenario), "--images", str(folder), "--out", str(out / _invert_name(frames)),
+                "--overwrite", *sets, "--set", f"invert.seeds={seeds}")
+    else:
+        _vefrac("invert", str(scenario), "--image", str(image), "--out", str(out / "invert"), "--overwrite",
+                *sets, "--set", f"invert.seeds={seeds}")
     invert_time = time.perf_counter() - started
-    return analyse(out, s=scn.fracture.length_scale, near=near, extra={
+    return analyse(out, s=scn.fracture.length_scale, near=near, frames=frames, extra={
         "scenario": str(scenario), "overrides": overrides, "seeds": seeds, "blur_px": blur, "noise": noise,
         "pixels": pixels, "truth_wall_s": truth_time, "invert_wall_s": invert_time})
 
@@ -101,15 +141,21 @@ def distance_only_ceiling(true_log: np.ndarray, dist: np.ndarray, region: np.nda
     return means[bins]
 
 
-def analyse(out: Path, *, s: float, near: float, extra: dict | None = None) -> dict:
-    """Compare the truth (out/truth) with the inversion (out/invert); writes twin.json and twin.png."""
+def _invert_name(frames: int) -> str:
+    return "invert" if frames <= 1 else f"invert-{frames}frames"
+
+
+def analyse(out: Path, *, s: float, near: float, extra: dict | None = None, frames: int = 1) -> dict:
+    """Compare the truth (out/truth) with the inversion (out/invert, or out/invert-Nframes);
+    writes twin.json and twin.png (twin-Nframes.json and .png) in out."""
     from scipy import ndimage
 
+    name = _invert_name(frames)
     truth = _read_vti(sorted((out / "truth").glob("fields_*.vti"))[-1])
-    inferred = _read_vti(out / "invert" / "inferred.vti")
-    summary = json.loads((out / "invert" / "summary.json").read_text())
+    inferred = _read_vti(out / name / "inferred.vti")
+    summary = json.loads((out / name / "summary.json").read_text())
     material = inferred["material"].astype(bool) & truth["mask"].astype(bool)
-    spacing = summary_spacing(out / "invert" / "inferred.vti")
+    spacing = summary_spacing(out / name / "inferred.vti")
     dist = ndimage.distance_transform_edt(~inferred["observed_skeleton"].astype(bool), sampling=spacing[::-1])
     close = material & (dist <= near * s)
     true_log, inferred_log = np.log(truth["G"]), inferred["log_G"]
@@ -126,16 +172,21 @@ def analyse(out: Path, *, s: float, near: float, extra: dict | None = None) -> d
         "truth_fragments": json.loads((out / "truth" / "summary.json").read_text())["final"]["fragments"],
         "resimulated_fragments": summary["final"]["fragments"],
         "mean_log_G_std": summary["inversion"]["mean_log_G_std"],
+        "invert_wall_time_s": summary["inversion"]["wall_time_s"],
+        "frame_times": summary["inversion"].get("times"),
+        "overlap_per_frame": summary["inversion"].get("overlap_per_frame"),
+        "first_crack_time": summary["inversion"].get("first_crack_time"),
     }
     if "log_G_std" in inferred:
         std = inferred["log_G_std"]
         result["log_G_std_near_cracks"] = float(std[close].mean())
         result["log_G_std_far"] = float(std[material & ~close].mean())
-    export.write_json(out / "twin.json", result)
-    _picture(out / "twin.png", truth=true_log, inferred=inferred_log, std=inferred.get("log_G_std"),
+    stem = "twin" if frames <= 1 else f"twin-{frames}frames"
+    export.write_json(out / f"{stem}.json", result)
+    _picture(out / f"{stem}.png", truth=true_log, inferred=inferred_log, std=inferred.get("log_G_std"),
              observed=inferred["phi_observed"], skeleton=inferred["observed_skeleton"].astype(bool),
              model=inferred["phi_model"], material=material,
-             extent=_extent(out / "invert" / "inferred.vti"), result=result)
+             extent=_extent(out / name / "inferred.vti"), result=result)
     return result
 
 
@@ -197,15 +248,16 @@ def main() -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[])
     p.add_argument("--analyse-only", action="store_true", help="only compare the runs already in --out")
     p.add_argument("--reuse-truth", action="store_true", help="keep the truth run already in --out")
+    p.add_argument("--frames", type=int, default=1, help="invert from a time-lapse of this many frames (1: one picture)")
     a = p.parse_args()
     if a.analyse_only:
         scn = load_scenario(Path(a.scenario), a.overrides)
-        result = analyse(Path(a.out), s=scn.fracture.length_scale, near=a.near)
+        result = analyse(Path(a.out), s=scn.fracture.length_scale, near=a.near, frames=a.frames)
         for k, v in result.items():
             print(f"{k:>34}: {v}")
         return
     result = twin(Path(a.scenario), Path(a.out), seeds=a.seeds, blur=a.blur, noise=a.noise, pixels=a.pixels,
-                  near=a.near, overrides=a.overrides, reuse_truth=a.reuse_truth)
+                  near=a.near, overrides=a.overrides, reuse_truth=a.reuse_truth, frames=a.frames)
     for k, v in result.items():
         print(f"{k:>26}: {v}")
 

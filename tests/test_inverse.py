@@ -161,10 +161,14 @@ def test_invert_writes_every_output(tmp_path):
     assert "invert:" in (out / "config.yaml").read_text()
 
 
-def test_invert_resumes_after_an_interruption(tmp_path, monkeypatch):
+def test_invert_resumed_after_an_interruption_repeats_the_uninterrupted_one(tmp_path, monkeypatch):
+    """Every random draw follows the seed (the network unknown's regression points included), and the
+    checkpoint holds everything else: interrupted and resumed, the inversion is the same, bit for bit."""
     image = _crack_picture(tmp_path / "cracks.png")
-    out = tmp_path / "inv"
-    args = ["invert", SQUARE, "--image", str(image), "--out", str(out), "--quiet", *_sets(SMALL)]
+    sets = _sets(SMALL + ["invert.unknown=network"])  # the grid unknown draws nothing
+    whole, out = tmp_path / "whole", tmp_path / "inv"
+    assert cli.main(["invert", SQUARE, "--image", str(image), "--out", str(whole), "--quiet", *sets]) == 0
+    args = ["invert", SQUARE, "--image", str(image), "--out", str(out), "--quiet", *sets]
     calls = {"n": 0}
     original = inverse.Inversion._forward
 
@@ -175,13 +179,19 @@ def test_invert_resumes_after_an_interruption(tmp_path, monkeypatch):
         return original(self, *a, **k)
 
     monkeypatch.setattr(inverse.Inversion, "_forward", interrupted)
+    torch.manual_seed(12345)  # the global stream differs from the uninterrupted run's: it must not matter
     assert cli.main(args) == 130
     saved = torch.load(out / inverse.CHECKPOINT, weights_only=False)["state"]
     assert saved["iteration"] == 1 and len(saved["history"]) == 1
     monkeypatch.setattr(inverse.Inversion, "_forward", original)
+    torch.rand(7)
     assert cli.main(args + ["--resume"]) == 0
     rows = (out / "inversion.csv").read_text().strip().splitlines()
     assert len(rows) == 3 and rows[1].startswith("0,1,")  # iteration 1 kept, iteration 2 done after resuming
+    assert rows == (whole / "inversion.csv").read_text().strip().splitlines()
+    a, b = (pv.read(str(d / "inferred.vti")).point_data for d in (out, whole))
+    for name in ("G", "phi_model"):
+        assert np.array_equal(np.asarray(a[name]), np.asarray(b[name])), name
     assert json.loads((out / "summary.json").read_text())["inversion"]["seeds"] == 1
 
 

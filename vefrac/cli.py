@@ -2,6 +2,7 @@
 
     vefrac run SCENARIO.yaml [--out DIR] [--set KEY.PATH=VALUE ...] [--device auto|cpu|cuda] [--resume]
     vefrac invert SCENARIO.yaml --image CRACKS.png [--out DIR] [--set ...] [--device ...] [--resume]
+    vefrac invert SCENARIO.yaml --image A.png --image B.png ... --times TA TB ... | --images DIR  (a time-lapse)
     vefrac check SCENARIO.yaml [--set ...]
     vefrac compare RUN_A RUN_B [--picture FILE.png]
     vefrac sweep SCENARIO.yaml --grid KEY.PATH=V1,V2,... [--grid ...] [--set ...] [--out DIR] [--jobs N] [--resume]
@@ -43,7 +44,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bar or step log")
     inv = sub.add_parser("invert", help="infer the toughness G(x) from a picture of the cracks")
     scenario_args(inv)
-    inv.add_argument("--image", required=True, help="picture of the cracks (PNG, JPEG or TIFF)")
+    inv.add_argument("--image", action="append", help="picture of the cracks (PNG, JPEG or TIFF); repeat it, "
+                     "with --times, for a time-lapse")
+    inv.add_argument("--times", nargs="+", type=float, metavar="T",
+                     help="a time-lapse: the time of each --image, in the same order (shrinkage.t units)")
+    inv.add_argument("--images", metavar="DIR", help="a time-lapse: a folder of frames with times.txt "
+                     "(one line 'FILE TIME' per frame)")
     inv.add_argument("--out", help="output folder (default: outputs/<name>-invert)")
     inv.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     inv.add_argument("--resume", action="store_true", help="continue from the output folder's inversion checkpoint")
@@ -207,21 +213,32 @@ def _sweep(args) -> int:
 def _invert(args, scn) -> int:
     from .inverse import Inversion, prepare_output
     from .runner import pick_device
+    from .timelapse import frames_from_options
 
+    frames = frames_from_options(args.image, args.times, args.images)
     device = pick_device(args.device)
     out = Path(args.out) if args.out else Path("outputs") / f"{scn.name}-invert"
     if args.observe_only:
-        return _observe_only(args, scn, out, device)
+        return _observe_only(args, scn, out, device, frames)
     prepare_output(out, resume=args.resume, overwrite=args.overwrite)
 
     def job(progress, log, device):
-        return Inversion(scn, Path(args.image), out, device=device, resume=args.resume, progress=progress, log=log)
+        return Inversion(scn, frames if len(frames) > 1 or frames[0].time is not None else frames[0].path, out,
+                         device=device, resume=args.resume, progress=progress, log=log)
 
+    if args.images:
+        extra = f" --images {args.images}"
+    else:
+        extra = "".join(f" --image {p}" for p in args.image) + \
+            (" --times " + " ".join(f"{t:g}" for t in args.times) if args.times else "")
     summary = _execute(args, scn, job, device=device, out=out, total=lambda job: job.planned_iterations(),
-                       verb="invert", extra=f" --image {args.image}")
+                       verb="invert", extra=extra)
     if not isinstance(summary, dict):
         return summary
     inv = summary["inversion"]
+    for f in inv.get("frames", []):
+        print(f"t = {f['time']:.4g}: crack length observed {f['observed_crack_length']:.3g}, model "
+              f"{f['model_crack_length']:.3g}; overlap {f['overlap']:.2f}")
     print(f"{scn.name}: inferred G (mean {inv['mean_G']:.3g}, std of log G {inv['std_log_G']:.3f}); the forward "
           f"run with it overlaps the observed cracks with IoU {inv['overlap']:.2f} "
           f"(tolerance {inv['overlap_tolerance']:.3g}); {inv['wall_time_s']:.0f} s\n"
@@ -230,23 +247,27 @@ def _invert(args, scn) -> int:
     return 0
 
 
-def _observe_only(args, scn, out: Path, device) -> int:
+def _observe_only(args, scn, out: Path, device, frames) -> int:
     from .analysis import length_of_skeleton
     from .pattern_sources import analyse, observed_source, write_analysis, write_observation_vti
     from .inverse import Inversion
 
-    work = Inversion(scn, Path(args.image), out, device=device, log=lambda line: print(line, file=sys.stderr))
+    image = frames if len(frames) > 1 or frames[0].time is not None else frames[0].path
+    work = Inversion(scn, image, out, device=device, log=lambda line: print(line, file=sys.stderr))
     out.mkdir(parents=True, exist_ok=True)
     work.plot_observation()
     ob = work.observed
-    source = observed_source(ob, grid=work.grid, s=work.s, path=args.image,
+    source = observed_source(ob, grid=work.grid, s=work.s, path=str(work.image),
                              method=scn.invert.observation.method)
     write_observation_vti(out / "observation.vti", ob, work.grid)
     write_analysis(out, source, analyse(source), vti=False)
     length = length_of_skeleton(ob.skeleton, work.grid.spacing)
     how = (f"ridge strength above {ob.threshold:.3g}" if scn.invert.observation.method == "ridge"
            else f"grey level {'below' if ob.cracks == 'dark' else 'above'} {ob.threshold:.3g}")
-    print(f"{args.image}: {ob.cracks} cracks, {how}, observed crack length "
+    for frame, other in zip(frames[:-1], work.observations[:-1]):  # a time-lapse: the earlier frames
+        print(f"{frame.path} (t = {frame.time:g}): observed crack length "
+              f"{length_of_skeleton(other.skeleton, work.grid.spacing):.3g}")
+    print(f"{work.image}: {ob.cracks} cracks, {how}, observed crack length "
           f"{length:.3g} on {ob.material.mean():.0%} of the grid (pixel {ob.pixel_size[0]:.3g} × "
           f"{ob.pixel_size[1]:.3g}, s = {work.s:.3g})\npicture: {out / 'observation.png'}; open "
           f"{out / 'observation.vti'} in ParaView; statistics: {out / 'analysis.json'}")

@@ -17,6 +17,11 @@ No derivative through the training is needed. The step is preconditioned by the 
 the gradient is smoothed over prior.correlation_length (a Sobolev gradient: G varies smoothly)
 and the mean of G is pulled towards prior.mean. The update of log G at most `step` per
 iteration; the iterate whose free forward run matches the picture best is kept.
+
+A time-lapse (several pictures, each with its time; vefrac/timelapse.py) sums the gap over the
+frames: one forward run to the last frame's time gives the free state at every frame's time, each
+frame has its own assimilated state at its own time, and ∂J/∂G = Σ_k (c_assimilated,k − c_free,k).
+One picture is the sum of one term: exactly the single-picture inversion.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ from .pinn_model import FieldModel
 from .problem import build_problem
 from .runner import Run
 from .solve import TERMS, ExtraTerm, State, Trainer, evaluate, planned_iterations, trapezoid_weights
+from .timelapse import Frame, check_frames, frame_report, plot_lengths, snapshot_times
 
 __all__ = ["CHECKPOINT", "Inversion", "InversionState", "LogToughness", "gap_step", "misfit_term", "prepare_output"]
 
@@ -77,7 +83,7 @@ class InversionState:
     seed_index: int = 0
     iteration: int = 0  # outer iterations done for this seed
     unknown: dict | None = None
-    assimilated: dict | None = None  # the assimilated state's model weights (warm start)
+    assimilated: list | None = None  # per frame: the assimilated state's model weights (warm start)
     best: dict | None = None  # {"overlap", "misfit", "iteration", "unknown", "log_G"}
     scale: float | None = None  # the gradient's normalisation, fixed at the seed's first iteration
     results: list = field(default_factory=list)  # per finished seed: its best iterate (log G on the grid)
@@ -88,27 +94,37 @@ class InversionState:
 class Inversion:
     """`vefrac invert`: one output folder, `execute()` does the whole job."""
 
-    def __init__(self, scn: config.Scenario, image: Path, out: Path, *, device: torch.device, resume: bool = False,
-                 progress: Callable[[int, dict], None] | None = None, log: Callable[[str], None] = print):
+    def __init__(self, scn: config.Scenario, image: Path | list[Frame], out: Path, *, device: torch.device,
+                 resume: bool = False, progress: Callable[[int, dict], None] | None = None,
+                 log: Callable[[str], None] = print):
+        """image: one picture, or the frames of a time-lapse (timelapse.Frame: path and time)."""
         if scn.solver.backend != "pinn" or scn.solver.time != "load_stepping" or not scn.fracture.enabled:
             raise InputError("vefrac invert needs solver.backend: pinn, solver.time: load_stepping and "
                              "fracture.enabled: true (the G update compares load-stepped forward runs)")
         inv = scn.invert
-        t_obs = inv.observation.time or scn.shrinkage.t_end
-        if t_obs > scn.shrinkage.t_end * (1 + 1e-12):
-            raise InputError(f"invert.observation.time = {t_obs} lies after shrinkage.t_end = "
-                             f"{scn.shrinkage.t_end}; allowed: 0 < time <= t_end")
-        # the forward model runs to the observation time; its snapshots only need the end points
+        self.frames = list(image) if isinstance(image, (list, tuple)) else [Frame(Path(image))]
+        self.times = check_frames(self.frames, t_end=scn.shrinkage.t_end, load_steps=scn.solver.load_steps,
+                                  single_time=inv.observation.time)
+        t_obs = float(self.times[-1])
+        # the forward model runs to the (last) observation time; its snapshots: the frames' times
         self.forward_scn = scn.model_copy(update={"shrinkage": scn.shrinkage.model_copy(update={"t_end": t_obs})})
-        self.scn, self.image, self.out, self.device, self.log = scn, Path(image), Path(out), device, log
+        self.scn, self.image, self.out, self.device, self.log = scn, self.frames[-1].path, Path(out), device, log
         self.progress = progress or (lambda count, terms: None)
         self.problem = build_problem(self.forward_scn)
         self.s = self.problem.physics.s
         self.grid = self.problem.domain.grid(scn.output.resolution)
-        self.observed: Observed = read_observation(self.image, inv.observation, domain=self.problem.domain,
-                                                   grid=self.grid, s=self.s)
-        for warning in self.observed.warnings:
-            log(f"warning: {warning}")
+        self.observations: list[Observed] = []
+        spec = inv.observation
+        for frame in self.frames[::-1]:  # one framing (check_frames): one material for all of them
+            ob = read_observation(frame.path, spec, domain=self.problem.domain, grid=self.grid, s=self.s)
+            self.observations.insert(0, ob)
+            for warning in ob.warnings:
+                log(f"warning: {warning}")
+            if spec.method == "threshold" and spec.threshold is None:
+                # earlier frames share the last one's threshold and polarity: on the most cracked
+                # frame Otsu's split is sound; on a frame of faint, young cracks it splits the shading
+                spec = spec.model_copy(update={"threshold": ob.threshold, "cracks": ob.cracks})
+        self.observed: Observed = self.observations[-1]
         self.g_mean = inv.prior.mean or getattr(scn.fracture.toughness, "mean", None)
         if self.g_mean is None:  # an image toughness has a range, not a mean
             raise InputError("vefrac invert needs a mean toughness for its prior: set invert.prior.mean "
@@ -135,8 +151,9 @@ class Inversion:
     # ------------------------------------------------------------------ pieces
 
     def _forward(self, unknown: LogToughness, seed: int, *, out: Path | None = None) -> Run:
-        """A forward run with the current G: in memory, with the end points only (out None),
-        or every snapshot and picture into the folder `out` (the final run)."""
+        """A forward run with the current G: in memory, with the end points only (out None; a
+        time-lapse: the frames' times only), or every snapshot and picture into the folder `out`
+        (the final run; a time-lapse: the frames' times among the snapshots)."""
         scn = self.forward_scn.model_copy(update={"seed": seed})
         if out is None:
             scn = scn.model_copy(update={"output": scn.output.model_copy(update={"snapshots": 2})})
@@ -147,36 +164,48 @@ class Inversion:
 
         run = Run(scn, out, device=self.device, progress=progress, log=lambda line: None,
                   toughness=unknown.field().to(self.device))
+        if len(self.times) > 1:  # every frame's time is a load step (check_frames)
+            run.snapshot_times = self.times if out is None else \
+                snapshot_times(self.problem.t_end, scn.output.snapshots, self.times)
         run.execute()
         self.counter[0] = base + run.solver.iterations
         return run
 
-    def _assimilate(self, unknown: LogToughness, seed: int) -> dict:
-        """Minimise E + wM at t_obs from φ = 0; warm-started from the previous outer iteration."""
+    def _free_states(self, run: Run) -> list[tuple[dict, float]]:
+        """Per frame: the forward run's arrays at the frame's time and its total energy then."""
+        snaps = run.outputs.snapshots[-1:] if len(self.times) == 1 else run.outputs.snapshots
+        return [(snap.arrays, snap.row["total"]) for snap in snaps]
+
+    def _assimilate(self, unknown: LogToughness, seed: int, k: int = 0) -> dict:
+        """Minimise E + wM_k at frame k's time from φ = 0; warm-started from the previous outer
+        iteration's state of the same frame."""
         inv, solver = self.scn.invert, self.scn.solver
+        t_obs = float(self.times[k])
+        saved = self.state.assimilated or [None] * len(self.times)
         problem = build_problem(self.forward_scn, toughness=unknown.field().to(self.device))
         init = torch.Generator().manual_seed(seed)
         model = FieldModel(problem, self.scn.network, init, space_time=False,
                            phi_bias=solver.phi_bias).to(self.device, self.dtype)
-        first = self.state.assimilated is None
+        first = saved[k] is None
         if not first:
-            model.load_state_dict(self.state.assimilated)
-        ob = self.observed
+            model.load_state_dict(saved[k])
+        ob = self.observations[k]
         observed = torch.as_tensor(np.stack([ob.phi, ob.material.astype(float)], -1), device=self.device,
                                    dtype=self.dtype)
         weight = inv.misfit_weight * self.g_mean / (2 * self.s)
-        gen = torch.Generator(device=self.device).manual_seed(seed + 7)
+        gen = torch.Generator(device=self.device).manual_seed(seed + 7 + 1009 * k)
         base = self.counter[0]
         trainer = Trainer(problem, solver, generator=gen, dtype=self.dtype, model=model,
                           progress=lambda count, terms: self.progress(base + count, terms),
                           extra_terms=[misfit_term(observed, grid=self.grid, weight=weight)])
         n_iter = inv.assimilation_iterations if first else max(1, inv.assimilation_iterations // 4)
         counter = [0]
-        trainer.adam(t_value=self.problem.t_end, n_iter=n_iter, state=State(), checkpoint=lambda st: None,
+        trainer.adam(t_value=t_obs, n_iter=n_iter, state=State(), checkpoint=lambda st: None,
                      counter=counter)
         self.counter[0] = base + counter[0]
-        self.state.assimilated = copy.deepcopy(model.state_dict())
-        f = evaluate(problem, model, self.grid.points(), self.problem.t_end, device=self.device, dtype=self.dtype)
+        saved[k] = copy.deepcopy(model.state_dict())
+        self.state.assimilated = saved
+        f = evaluate(problem, model, self.grid.points(), t_obs, device=self.device, dtype=self.dtype)
         w = trapezoid_weights(self.grid) * f["inside"]
         energy = float(sum((w * f[k]).sum() for k in TERMS))
         misfit = float((w * ob.material.ravel() * (f["phi"] - ob.phi.ravel()) ** 2).sum()) * weight
@@ -185,9 +214,15 @@ class Inversion:
                 "misfit": misfit}
 
     def plot_observation(self) -> None:
-        plots.plot_observation(self.out / "observation.png", grey=self.observed.grey, phi=self.observed.phi,
-                                material=self.observed.material, extent=self.grid.extent,
-                                title=f"what was read from {self.image.name} ({self.observed.cracks} cracks)")
+        """observation.png: what was read from the (last) picture; a time-lapse: observation_K.png too."""
+        named = [("observation.png", self.frames[-1], self.observed)]
+        if len(self.frames) > 1:
+            named += [(f"observation_{k}.png", f, ob) for k, (f, ob) in enumerate(zip(self.frames, self.observations))]
+        for name, frame, ob in named:
+            when = "" if frame.time is None else f" at t = {frame.time:g}"
+            plots.plot_observation(self.out / name, grey=ob.grey, phi=ob.phi, material=ob.material,
+                                   extent=self.grid.extent,
+                                   title=f"what was read from {frame.path.name}{when} ({ob.cracks} cracks)")
 
     def _prior_draw(self, seed: int) -> np.ndarray:
         """(ny, nx) log G: a log-normal field with the prior's mean, cv and correlation length.
@@ -211,15 +246,15 @@ class Inversion:
         den = ndimage.gaussian_filter(m, sigma, mode="constant")
         return np.where(m > 0, num / np.maximum(den, 1e-12), 0.0)
 
-    def _overlap(self, phi: np.ndarray) -> dict:
+    def _overlap(self, phi: np.ndarray, k: int = -1) -> dict:
         skel = analysis.crack_skeleton(phi, mask=self.observed.material)
-        return analysis.crack_overlap(skel, self.observed.skeleton, spacing=self.grid.spacing,
+        return analysis.crack_overlap(skel, self.observations[k].skeleton, spacing=self.grid.spacing,
                                       tolerance=self.scn.invert.overlap_tolerance * self.s,
                                       mask=self.observed.material)
 
-    def _misfit(self, phi: np.ndarray) -> float:
+    def _misfit(self, phi: np.ndarray, k: int = -1) -> float:
         m = self.observed.material
-        return float(np.mean((phi[m] - self.observed.phi[m]) ** 2))
+        return float(np.mean((phi[m] - self.observations[k].phi[m]) ** 2))
 
     # ------------------------------------------------------------------ one seed
 
@@ -236,24 +271,30 @@ class Inversion:
         while st.iteration < inv.outer_iterations:
             k = st.iteration + 1
             run = self._forward(unknown, seed)
-            free = run.outputs.snapshots[-1].arrays
-            assim = self._assimilate(unknown, seed)
-            overlap = self._overlap(free["phi"])
+            free = self._free_states(run)
+            assims = [self._assimilate(unknown, seed, j) for j in range(len(self.times))]
+            overlaps = [self._overlap(arrays["phi"], j) for j, (arrays, _) in enumerate(free)]
             g = unknown.on_grid()
-            row = {"seed": index, "iteration": k, "overlap": overlap["iou"], "precision": overlap["precision"],
-                   "recall": overlap["recall"], "misfit": self._misfit(free["phi"]),
-                   "assimilated_misfit": assim["misfit"], "free_energy": run.outputs.rows[-1]["total"],
-                   "assimilated_energy": assim["energy"],
-                   "energy_gap": assim["energy"] + assim["misfit"] - run.outputs.rows[-1]["total"],
+            row = {"seed": index, "iteration": k, **{key: _mean([o[name] for o in overlaps]) for key, name in
+                                                      (("overlap", "iou"), ("precision", "precision"),
+                                                       ("recall", "recall"))},
+                   "misfit": _mean([self._misfit(arrays["phi"], j) for j, (arrays, _) in enumerate(free)]),
+                   "assimilated_misfit": sum(a["misfit"] for a in assims),
+                   "free_energy": sum(total for _, total in free),
+                   "assimilated_energy": sum(a["energy"] for a in assims),
+                   "energy_gap": sum(a["energy"] + a["misfit"] for a in assims) - sum(total for _, total in free),
                    "mean_G": float(np.exp(g[material]).mean()), "std_log_G": float(g[material].std()),
-                   "step": inv.step}
+                   "step": inv.step,
+                   **({f"overlap_{j}": o["iou"] for j, o in enumerate(overlaps)} if len(overlaps) > 1 else {})}
             better = st.best is None or (row["overlap"], -row["misfit"]) > (st.best["overlap"], -st.best["misfit"])
             if better:
                 st.best = {"overlap": row["overlap"], "misfit": row["misfit"], "iteration": k,
                            "unknown": unknown.state(), "log_G": g}
+            c_assimilated = sum(a["c"] for a in assims)  # the gap's gradient sums over the frames
+            c_free = sum(arrays["crack_length_density"] for arrays, _ in free)
             if st.scale is None:  # a full step where the picture's cracks are, once smoothed
-                st.scale = max(float(np.percentile(self._smooth(self.s * assim["c"])[material], 99)), 1e-12)
-            target = gap_step(g, c_assimilated=assim["c"], c_free=free["crack_length_density"], material=material,
+                st.scale = max(float(np.percentile(self._smooth(self.s * c_assimilated)[material], 99)), 1e-12)
+            target = gap_step(g, c_assimilated=c_assimilated, c_free=c_free, material=material,
                               s=self.s, step=inv.step, scale=st.scale, smooth=self._smooth,
                               mean_weight=inv.prior.mean_weight, g_mean=self.g_mean)
             unknown.update(target, material)
@@ -303,7 +344,8 @@ class Inversion:
         if log_std is not None:
             arrays["log_G_std"] = log_std
         export.write_vti(self.out / "inferred.vti", origin=grid.origin, spacing=grid.spacing, point_data=arrays)
-        export.write_csv(self.out / "inversion.csv", self.state.history, HISTORY_COLUMNS)
+        columns = HISTORY_COLUMNS + ([f"overlap_{k}" for k in range(len(self.times))] if len(self.times) > 1 else [])
+        export.write_csv(self.out / "inversion.csv", self.state.history, columns)
         plots.plot_inversion_history(self.out / "inversion.png", self.state.history)
         plots.plot_crack_over_field(self.out / "G_inferred.png", phi=ob.phi, mask=mask, field=np.exp(log_g),
                                      extent=grid.extent, field_label="inferred G, observed cracks")
@@ -327,11 +369,41 @@ class Inversion:
                          for i, r in enumerate(self.state.results)],
             "iterations": self.counter[0], "wall_time_s": self.state.wall + time.perf_counter() - self.t0,
         }
+        if len(self.times) > 1:
+            summary["inversion"] |= self._time_lapse(run, summary.get("first_crack_t"))
         export.write_json(self.out / "summary.json", summary)
         shutil.rmtree(self.out / WORK, ignore_errors=True)
         return summary
 
+    def _time_lapse(self, run: Run, first_crack: float | None) -> dict:
+        """A time-lapse's report: per frame, the observed and re-simulated cracks (crack_lengths.png,
+        frames_observed_vs_model.png) and the first-crack times."""
+        material, spacing, extent = self.observed.material, self.grid.spacing, self.grid.extent
+        seen = [t for t, _, _ in run.outputs.frames]
+        model = [run.outputs.frames[int(np.argmin(np.abs(np.asarray(seen) - t)))][1] for t in self.times]
+        overlaps = [self._overlap(phi, k) for k, phi in enumerate(model)]
+
+        def length(field_: np.ndarray, *, observed: bool) -> float:
+            skeleton = field_ if observed else analysis.crack_skeleton(field_, mask=material)
+            return float(analysis.length_of_skeleton(skeleton, spacing))
+
+        frames = frame_report(self.frames, self.times, observed=self.observations, model_phi=model,
+                              overlaps=overlaps, lengths=length)
+        plot_lengths(self.out / "crack_lengths.png", run.outputs.rows, frames, first_crack=first_crack)
+        panels = [(f"observed, t = {t:.3g}", ob.phi, material, extent) for t, ob in zip(self.times, self.observations)]
+        panels += [(f"model, t = {t:.3g} (overlap {o['iou']:.2f})", phi, material, extent)
+                   for t, phi, o in zip(self.times, model, overlaps)]
+        plots.plot_side_by_side(self.out / "frames_observed_vs_model.png", panels)
+        return {"times": self.times.tolist(), "frames": frames, "overlap_per_frame": [o["iou"] for o in overlaps],
+                "first_crack_time": {"model": first_crack, "observed_by": float(self.times[0])}}
+
     # ------------------------------------------------------------------ folder and checkpoints
+
+    def _source(self) -> str | list:
+        """What the checkpoint remembers of the pictures: the path, or a time-lapse's [path, t] pairs."""
+        if len(self.frames) == 1:
+            return str(self.image.resolve())
+        return [[str(f.path.resolve()), float(t)] for f, t in zip(self.frames, self.times)]
 
     def _prepare_folder(self) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
@@ -341,7 +413,7 @@ class Inversion:
         export.atomic_write_text(self.out / "config.yaml", config.dump_scenario(self.scn))
 
     def _checkpoint(self) -> None:
-        payload = {"hash": config.scenario_hash(self.scn), "image": str(self.image.resolve()),
+        payload = {"hash": config.scenario_hash(self.scn), "image": self._source(),
                    "version": __version__, "state": self.state.__dict__ | {
                        "wall": self.state.wall + time.perf_counter() - self.t0}, "counter": self.counter[0]}
         save_checkpoint(self.out / CHECKPOINT, payload)
@@ -349,10 +421,12 @@ class Inversion:
     def _load_checkpoint(self) -> None:
         path = self.out / CHECKPOINT
         payload = load_checkpoint(path, device="cpu")
-        if payload.get("hash") != config.scenario_hash(self.scn) or payload.get("image") != str(self.image.resolve()):
+        if payload.get("hash") != config.scenario_hash(self.scn) or payload.get("image") != self._source():
             raise InputError(f"--resume: checkpoint {str(path)!r} belongs to another scenario or image; resume "
-                             f"with the scenario, --image and --set options it was started with")
+                             f"with the scenario, --image (--times, --images) and --set options it was started with")
         state = dict(payload["state"])
+        if isinstance(state.get("assimilated"), dict):  # written before time-lapses: one frame's state
+            state["assimilated"] = [state["assimilated"]]
         for key in ("best", "unknown"):  # numpy arrays were saved as tensors
             state[key] = _arrays(state[key])
         state["results"] = [_arrays(r) for r in state["results"]]
@@ -373,6 +447,11 @@ def prepare_output(out: Path, *, resume: bool, overwrite: bool) -> None:
     if out.exists() and any((out / f).exists() for f in (CHECKPOINT, "summary.json", "fields.pvd")) and not overwrite:
         raise InputError(f"output folder {str(out)!r} already holds a result; use --resume to continue it, "
                          f"--overwrite to start afresh, or --out for another folder")
+
+
+def _mean(values: list[float]) -> float:
+    """The mean over the frames (one frame: that value, exactly)."""
+    return float(sum(values) / len(values))
 
 
 def _arrays(entry: dict | None) -> dict | None:

@@ -21,11 +21,14 @@ class LogToughness:
     """g = log G(x) on a coarse grid (bilinear) or as a Fourier-feature network.
 
     `field(grid)` returns G on `grid` as a GridField the solver can use; `update(target)` moves
-    g towards target values given on the evaluation grid."""
+    g towards target values given on the evaluation grid. Every random draw (the network's
+    initial weights, the points of its regressions) comes from `seed`: the n-th update draws from
+    a generator seeded by (seed, n), so a resumed inversion repeats an uninterrupted one."""
 
     def __init__(self, spec: config.Invert, *, grid: Grid, domain, g0: float, s: float, seed: int):
         self.kind, self.grid = spec.unknown, grid
-        self.g0 = g0
+        self.g0, self.seed = g0, seed
+        self.updates = 0  # regressions done: the stream of the next one
         xmin, ymin, xmax, ymax = domain.bounds
         if self.kind == "grid":
             h = spec.grid_spacing or s
@@ -67,22 +70,32 @@ class LogToughness:
             return
         pts = torch.as_tensor((self.grid.points()[material.ravel()] - self.centre) / self.length, dtype=torch.float32)
         goal = torch.as_tensor(target.ravel()[material.ravel()] - self.g0, dtype=torch.float32)
+        gen = torch.Generator().manual_seed(_update_seed(self.seed, self.updates))
+        self.updates += 1
         opt = torch.optim.Adam(self.net.parameters(), lr=3e-3)
         for _ in range(200):  # a regression onto the smoothed target: cheap next to the solves
-            idx = torch.randint(0, pts.shape[0], (min(2048, pts.shape[0]),))
+            idx = torch.randint(0, pts.shape[0], (min(2048, pts.shape[0]),), generator=gen)
             opt.zero_grad()
             loss = ((self.net(pts[idx])[0][:, 0] - goal[idx]) ** 2).mean()
             loss.backward()
             opt.step()
 
     def state(self) -> dict:
-        return {"values": self.values.copy()} if self.kind == "grid" else {"net": copy.deepcopy(self.net.state_dict())}
+        if self.kind == "grid":
+            return {"values": self.values.copy()}
+        return {"net": copy.deepcopy(self.net.state_dict()), "updates": self.updates}
 
     def load(self, state: dict) -> None:
         if self.kind == "grid":
             self.values = np.array(state["values"])
         else:
             self.net.load_state_dict(state["net"])
+            self.updates = int(state.get("updates", 0))
+
+
+def _update_seed(seed: int, updates: int) -> int:
+    """The seed of the n-th regression's generator: distinct from the network's own (seed)."""
+    return (seed * 1_000_003 + 0x1AB + updates) % (2**63)
 
 
 def gap_step(g: np.ndarray, *, c_assimilated: np.ndarray, c_free: np.ndarray, material: np.ndarray, s: float,
