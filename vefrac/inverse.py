@@ -51,7 +51,7 @@ from .pinn_model import FieldModel
 from .problem import build_problem
 from .runner import Run
 from .solve import TERMS, ExtraTerm, State, Trainer, evaluate, planned_iterations, trapezoid_weights
-from .timelapse import Frame, check_frames, frame_report, plot_lengths, snapshot_times
+from .timelapse import Frame, check_frames, snapshot_times, time_lapse_report
 
 __all__ = ["CHECKPOINT", "Inversion", "InversionState", "LogToughness", "gap_step", "misfit_term", "prepare_output"]
 
@@ -376,26 +376,9 @@ class Inversion:
         return summary
 
     def _time_lapse(self, run: Run, first_crack: float | None) -> dict:
-        """A time-lapse's report: per frame, the observed and re-simulated cracks (crack_lengths.png,
-        frames_observed_vs_model.png) and the first-crack times."""
-        material, spacing, extent = self.observed.material, self.grid.spacing, self.grid.extent
-        seen = [t for t, _, _ in run.outputs.frames]
-        model = [run.outputs.frames[int(np.argmin(np.abs(np.asarray(seen) - t)))][1] for t in self.times]
-        overlaps = [self._overlap(phi, k) for k, phi in enumerate(model)]
-
-        def length(field_: np.ndarray, *, observed: bool) -> float:
-            skeleton = field_ if observed else analysis.crack_skeleton(field_, mask=material)
-            return float(analysis.length_of_skeleton(skeleton, spacing))
-
-        frames = frame_report(self.frames, self.times, observed=self.observations, model_phi=model,
-                              overlaps=overlaps, lengths=length)
-        plot_lengths(self.out / "crack_lengths.png", run.outputs.rows, frames, first_crack=first_crack)
-        panels = [(f"observed, t = {t:.3g}", ob.phi, material, extent) for t, ob in zip(self.times, self.observations)]
-        panels += [(f"model, t = {t:.3g} (overlap {o['iou']:.2f})", phi, material, extent)
-                   for t, phi, o in zip(self.times, model, overlaps)]
-        plots.plot_side_by_side(self.out / "frames_observed_vs_model.png", panels)
-        return {"times": self.times.tolist(), "frames": frames, "overlap_per_frame": [o["iou"] for o in overlaps],
-                "first_crack_time": {"model": first_crack, "observed_by": float(self.times[0])}}
+        return time_lapse_report(self.out, run, frames=self.frames, times=self.times,
+                                 observations=self.observations, material=self.observed.material,
+                                 grid=self.grid, overlap=self._overlap, first_crack=first_crack)
 
     # ------------------------------------------------------------------ folder and checkpoints
 

@@ -19,9 +19,11 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
+from . import analysis, plots
 from .errors import InputError
 from .imageio import picture_size
 from .solve import step_times
@@ -181,3 +183,27 @@ def snapshot_times(t_last: float, snapshots: int, times: np.ndarray) -> np.ndarr
     keep = np.concatenate([[True], np.diff(merged) > 1e-9 * t_last])
     return merged[keep]
 
+
+def time_lapse_report(out: Path, run, *, frames: list[Frame], times: np.ndarray, observations: list,
+                      material: np.ndarray, grid, overlap: Callable[[np.ndarray, int], dict],
+                      first_crack: float | None) -> dict:
+    """A time-lapse's report: per frame, the observed and re-simulated cracks (crack_lengths.png,
+    frames_observed_vs_model.png in `out`) and the first-crack times. run: the final forward
+    run (its outputs hold the model's φ at the frame times); overlap(φ, k): frame k's overlap."""
+    spacing, extent = grid.spacing, grid.extent
+    seen = [t for t, _, _ in run.outputs.frames]
+    model = [run.outputs.frames[int(np.argmin(np.abs(np.asarray(seen) - t)))][1] for t in times]
+    overlaps = [overlap(phi, k) for k, phi in enumerate(model)]
+
+    def length(field_: np.ndarray, *, observed: bool) -> float:
+        skeleton = field_ if observed else analysis.crack_skeleton(field_, mask=material)
+        return float(analysis.length_of_skeleton(skeleton, spacing))
+
+    report = frame_report(frames, times, observed=observations, model_phi=model, overlaps=overlaps, lengths=length)
+    plot_lengths(out / "crack_lengths.png", run.outputs.rows, report, first_crack=first_crack)
+    panels = [(f"observed, t = {t:.3g}", ob.phi, material, extent) for t, ob in zip(times, observations)]
+    panels += [(f"model, t = {t:.3g} (overlap {o['iou']:.2f})", phi, material, extent)
+               for t, phi, o in zip(times, model, overlaps)]
+    plots.plot_side_by_side(out / "frames_observed_vs_model.png", panels)
+    return {"times": times.tolist(), "frames": report, "overlap_per_frame": [o["iou"] for o in overlaps],
+            "first_crack_time": {"model": first_crack, "observed_by": float(times[0])}}
