@@ -9,7 +9,8 @@ from vefrac.runner import Run
 
 ROOT = Path(__file__).resolve().parents[1]
 SQUARE = str(ROOT / "scenarios" / "square-mud.yaml")
-SMALL = {"solver.points": 256, "solver.load_steps": 2, "solver.threads": 1, "output.resolution": 24}
+SMALL = {"solver.points": 256, "solver.load_steps": 2, "solver.threads": 1, "output.resolution": 24,
+         "solver.phi_output_lr_scale": 1.0}
 
 
 def first_step_changes(scale: float) -> tuple[torch.Tensor, torch.Tensor, float]:
