@@ -22,7 +22,8 @@ SQUARE = str(ROOT / "scenarios" / "square-mud.yaml")
 # seconds per run, yet enough training for the damage to follow the load and the toughness
 TINY = ["solver.load_steps=2", "solver.iterations=60", "solver.first_step_iterations=60", "solver.points=512",
         "solver.learning_rate=1e-2", "output.resolution=40", "output.snapshots=3", "solver.checkpoint_every=5",
-        "solver.cache_points_per_length=0.25", "network.fourier_features=16", "network.width=16"]
+        "solver.cache_points_per_length=0.25", "network.fourier_features=16", "network.width=16",
+        "solver.final_lr_fraction=0.1", "solver.phi_output_lr_scale=1"]  # the schedule the resume tolerance was set for
 SETS = [a for item in TINY for a in ("--set", item)]
 GRID = ["--grid", "fracture.toughness.mean=1e-4,1e-3", "--grid", "shrinkage.rate=1,3"]
 
