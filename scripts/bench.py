@@ -2,7 +2,7 @@
 
     python scripts/bench.py [--points 16384 65536 262144] [--iterations 30] [--threads 1]
                             [--no-scenario] [--no-baseline] [--no-compile] [--profile] [--cache]
-                            [--set KEY=VALUE ...]
+                            [--refresh] [--set KEY=VALUE ...]
                             [--json FILE]
 
 Prints a table: seconds per training iteration, points·iterations per second and peak memory
@@ -32,6 +32,10 @@ on a GPU, the number of CUDA synchronisations.
 --cache: time a load step after the first (the previous φ cached and interpolated; importance
 sampling leaves its stratified fallback only once there is a cache); without it, the first
 step, as before.
+--refresh: instead, the cost of committing a load step (phi_cache.refresh_cache: φ and ∇φ at a
+2 × 2 sub-grid of every cache cell and at the export grid, the upper envelope) against evaluating
+every field at the same points (what the refresh did before it skipped the u-net) and against
+one Adam iteration; best of five, square-mud at --points.
 Figures are only comparable within one run (machines are shared and noisy): quote ratios.
 """
 
@@ -240,6 +244,45 @@ def time_to_solution(factors: list[float], backends: list[str], overrides: list[
     return {"runs": rows, "exponents": exponents}
 
 
+def time_refresh(points: int, overrides: list[str], repeats: int = 5) -> dict:
+    """Seconds of one cache refresh, of evaluating all fields at its points, of one Adam iteration."""
+    from vefrac import phi_cache
+    from vefrac.solve import evaluate
+
+    device = torch.device("cpu")
+    run = _build(device, points, autograd=False, overrides=tuple(overrides), cache=True)
+    model, problem = run.model, run.problem
+    check = problem.domain.grid(run.scn.output.resolution)
+    sub = phi_cache.sub_grid_points(model.cache_grid, phi_cache.SUBDIVISIONS).numpy()
+
+    def refresh():
+        phi_cache.refresh_cache(problem, model, 0.05, points_per_length=run.scn.solver.cache_points_per_length,
+                                device=device, dtype=run.dtype, check=check)
+
+    def everything():
+        for p in (model.cache_grid.points(), sub, check.points()):
+            evaluate(problem, model, p, 0.05, device=device, dtype=run.dtype)
+
+    def adam():
+        _adam(run, device, 10)
+
+    best = {}
+    for _ in range(repeats):  # interleaved, so a change in the machine's load hits all three alike
+        for name, f in (("refresh_s", refresh), ("all_fields_s", everything), ("adam_10_s", adam)):
+            start = time.perf_counter()
+            f()
+            best[name] = min(best.get(name, float("inf")), time.perf_counter() - start)
+    result = {"points": points, "cache_grid": list(model.cache_grid.shape), "check_points": len(sub) + len(check.points()),
+              "refresh_s": best["refresh_s"], "all_fields_s": best["all_fields_s"],
+              "adam_s_per_it": best["adam_10_s"] / 10}
+    print(f"cache refresh, square-mud at {points} points, cache grid {result['cache_grid']}, "
+          f"{result['check_points']} check points: refresh {result['refresh_s']:.3f} s, all fields at the same "
+          f"points {result['all_fields_s']:.3f} s ({result['all_fields_s'] / result['refresh_s']:.2f}x), "
+          f"one Adam iteration {result['adam_s_per_it']:.4f} s (refresh = "
+          f"{result['refresh_s'] / result['adam_s_per_it']:.1f} iterations)")
+    return result
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--points", type=int, nargs="+", default=[16384, 65536, 262144])
@@ -254,6 +297,8 @@ def main() -> None:
                     help="scenario override for every configuration and the square-mud run (repeatable)")
     ap.add_argument("--cache", action="store_true",
                     help="time a load step after the first: previous φ cached (needed to see importance sampling)")
+    ap.add_argument("--refresh", action="store_true",
+                    help="only time the load step's cache refresh against all fields and an Adam iteration")
     ap.add_argument("--scaling", type=float, nargs="*", metavar="F",
                     help="time to solution of square-mud with its domain (and points, export grid) scaled "
                          "by each F, so domain/s = 50·F, for the PINN and the FEM backend; fits the cost exponents")
@@ -265,6 +310,11 @@ def main() -> None:
         print(json.dumps(measure(json.loads(args.worker))))
         return
     torch.set_num_threads(args.threads)
+    if args.refresh:
+        result = time_refresh(args.points[0], args.overrides)
+        if args.json:
+            Path(args.json).write_text(json.dumps(result, indent=2))
+        return
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     rows, profiles = [], {}
     for device in devices:

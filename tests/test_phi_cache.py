@@ -36,14 +36,14 @@ def test_envelope_is_above_the_field_at_every_check_point_and_nodes_only_grow(dt
     # a previous cache (random, in [0, 1)) and a field above it with sharp random cusps
     previous = torch.rand((n, n), generator=g, dtype=dtype) * 0.5
     centres = torch.rand(5, generator=g, dtype=torch.float64) - 0.5
-    check = torch.cat([sub_grid_points(grid, 2, like=previous),
+    check = torch.cat([sub_grid_points(grid, 2, dtype=previous.dtype),
                        (torch.rand((4000, 2), generator=g, dtype=torch.float64) - 0.5).to(dtype)])
 
     def field(x):
         base = interpolate(previous, x)
         return base + (1 - base) * sharp_field(x.double(), centres=centres, s=s).to(dtype) * 0.9
 
-    nodes = sub_grid_points(grid, 1, like=previous)
+    nodes = sub_grid_points(grid, 1, dtype=previous.dtype)
     nodal = field(nodes).reshape(n, n)
     values = field(check)
     plain = interpolate(nodal, check)
@@ -64,12 +64,12 @@ def test_envelope_raises_only_near_the_cusps_and_leaves_a_bilinear_field_alone()
     interpolate = model_interpolation(grid)
     g = torch.Generator().manual_seed(3)
     nodal = torch.rand((n, n), generator=g, dtype=torch.float64)
-    check = sub_grid_points(grid, 3, like=nodal)
+    check = sub_grid_points(grid, 3, dtype=nodal.dtype)
     # a field that is its own bilinear interpolant has no deficit: no widening from step to step
     raised, record = upper_envelope(nodal, check, interpolate(nodal, check), grid, interpolate=interpolate)
     assert torch.equal(raised, nodal) and record["largest_deficit"] == 0.0
     # one cusp inside one column of cells: only the nodes of those cells and their neighbours move
-    x = sub_grid_points(grid, 1, like=nodal)
+    x = sub_grid_points(grid, 1, dtype=nodal.dtype)
     line = 0.5 + 0.025
     f = lambda p: torch.exp(-(p[:, 0] - line).abs() / 0.02)  # noqa: E731
     raised, record = upper_envelope(f(x).reshape(n, n), check, f(check), grid, interpolate=interpolate)
@@ -105,3 +105,36 @@ def test_a_cracking_run_never_lowers_phi_between_snapshots(tmp_path):
     assert last[mask].max() > 0.5 and 0.05 < (last[mask] > 0.5).mean() < 0.9, "no crack band: the check proves little"
     for (a, _), (b, _) in zip(frames, frames[1:]):
         assert (b[mask] >= a[mask]).all(), f"φ fell by {float((a - b)[mask].max()):.3g}"
+
+
+@pytest.mark.parametrize("origin,spacing,shape", [((0.0, 0.0), (0.02, 0.02), (51, 51)),
+                                                  ((-0.37, 1.3), (1 / 3 * 0.025, 0.0071), (40, 23))])
+def test_every_second_sub_grid_point_is_a_node_with_the_grids_own_coordinates(origin, spacing, shape):
+    """refresh_cache takes the cache's nodal φ from the sub-grid's evaluation: that is only the
+    nodes' φ if the coordinates are the same to the last bit."""
+    grid = Grid(origin, spacing, shape)
+    sub = sub_grid_points(grid, 2).numpy().reshape((shape[0] - 1) * 2 + 1, (shape[1] - 1) * 2 + 1, 2)
+    assert np.array_equal(sub[::2, ::2].reshape(-1, 2), grid.points())
+
+
+def test_phase_field_alone_is_the_fields_phi_to_the_last_bit():
+    """The cache's refresh evaluates φ without the u-net (FieldModel.phase_field): the same numbers
+    as the whole model's φ and ∇φ, or the envelope would hold for a field the training never sees."""
+    from vefrac.config import load_scenario
+    from vefrac.pinn_model import FieldModel
+    from vefrac.problem import build_problem
+
+    scn = load_scenario(Path(SQUARE), ["network.fourier_features=16", "network.width=16"])
+    problem = build_problem(scn)
+    model = FieldModel(problem, scn.network, torch.Generator().manual_seed(3), space_time=False, phi_bias=-2.0)
+    model.float()
+    with torch.no_grad():
+        for p in model.phi_net.parameters():
+            p.normal_(generator=torch.Generator().manual_seed(5)) if p.dim() > 1 else None
+    x = torch.rand(777, 2, generator=torch.Generator().manual_seed(1))
+    t = torch.full((777,), 0.05)
+    with torch.no_grad():
+        _, _, phi, grad_phi = model.fields(x, t)
+        alone, grad_alone = model.phase_field(x, t)
+    assert torch.equal(phi, alone) and torch.equal(grad_phi, grad_alone)
+    assert phi.std() > 0.01, "a constant φ would prove nothing"

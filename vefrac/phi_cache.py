@@ -23,24 +23,35 @@ What holds exactly (in the arithmetic the model itself uses, tests/test_phi_cach
 
 from __future__ import annotations
 
-from typing import Callable
+import contextlib
+import math
+from typing import TYPE_CHECKING, Callable
 
+import numpy as np
 import torch
 
 from .fields import bilinear
 from .geometry import Grid
 
+if TYPE_CHECKING:
+    from .pinn_model import FieldModel
+    from .problem import Problem
+
 SUBDIVISIONS = 2  # check points per cell side beyond the nodes: a sub-grid of spacing s/6
 MAX_PASSES = 4  # deficit passes before the fallback that lifts a cell's nodes to the point's φ
 
 
-def sub_grid_points(grid: Grid, subdivisions: int, *, like: torch.Tensor) -> torch.Tensor:
-    """(M, 2) points of the grid refined `subdivisions` times per cell side (its nodes included)."""
+def sub_grid_points(grid: Grid, subdivisions: int, *, dtype: torch.dtype = torch.float64,
+                    device: torch.device | str = "cpu") -> torch.Tensor:
+    """(M, 2) points of the grid refined `subdivisions` times per cell side, x fastest. Every
+    `subdivisions`-th point along each axis is a node of the grid, with exactly the coordinates
+    Grid.points() gives it (origin + spacing·(k·i)/k = origin + spacing·i in binary floating point
+    when k is a power of two; tests/test_phi_cache.py checks it)."""
     ny, nx = grid.shape
     xs = grid.origin[0] + grid.spacing[0] * torch.arange((nx - 1) * subdivisions + 1, dtype=torch.float64) / subdivisions
     ys = grid.origin[1] + grid.spacing[1] * torch.arange((ny - 1) * subdivisions + 1, dtype=torch.float64) / subdivisions
     yy, xx = torch.meshgrid(ys, xs, indexing="ij")
-    return torch.stack([xx.ravel(), yy.ravel()], 1).to(device=like.device, dtype=like.dtype)
+    return torch.stack([xx.ravel(), yy.ravel()], 1).to(device=device, dtype=dtype)
 
 
 def cell_of(points: torch.Tensor, grid: Grid) -> torch.Tensor:
@@ -117,3 +128,68 @@ def upper_envelope(nodal: torch.Tensor, check: torch.Tensor, values: torch.Tenso
 def model_interpolation(grid: Grid) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """`interpolate` for `upper_envelope`: the cache's bilinear interpolation, as FieldModel does it."""
     return lambda nodal, x: bilinear(nodal, x, origin=grid.origin, spacing=grid.spacing)
+
+
+# ----------------------------------------------------------------------------- the model's cache
+
+
+@torch.no_grad()
+def phase_field_at(model: "FieldModel", points: np.ndarray, t: float, *, device, dtype,
+                   chunk: int = 65536) -> torch.Tensor:
+    """(M, 3) φ, ∂φ/∂x, ∂φ/∂y of the model at points (M, 2) at time t, in chunks, on `device`."""
+    out = []
+    for start in range(0, points.shape[0], chunk):
+        x = torch.as_tensor(points[start:start + chunk], device=device, dtype=dtype)
+        if t == 0.0:  # the unloaded state is exactly φ = 0
+            out.append(x.new_zeros((x.shape[0], 3)))
+            continue
+        phi, grad_phi = model.phase_field(x, x.new_full((x.shape[0],), t))
+        out.append(torch.cat([phi[:, None], grad_phi], 1))
+    return torch.cat(out)
+
+
+@contextlib.contextmanager
+def committed_state(model: "FieldModel"):
+    """Inside, the model's φ is the state the last `refresh_cache` committed (the cache's
+    interpolant, without the current φ-net's increment). Snapshots taken after refresh_cache
+    read this: the interpolants only grow with the nodal values, so the exported φ never
+    decreases at any point, and the envelope makes it at least the step's φ at the export grid."""
+    before = model.committed_only
+    model.committed_only = model.cache is not None and not model.space_time
+    try:
+        yield model
+    finally:
+        model.committed_only = before
+
+
+@torch.no_grad()
+def refresh_cache(problem: "Problem", model: "FieldModel", t: float, *, points_per_length: float, device,
+                  dtype, check: Grid | None = None) -> dict | None:
+    """Store the current φ and ∇φ on the cache grid: the next step's lower bound.
+
+    The nodal φ is raised to an upper envelope (upper_envelope) of the current φ over a
+    sub-grid of every cell and, when given, the points of `check` (the export grid): there the
+    next step's φ is never below this one's. Returns the envelope's record (None without fracture)."""
+    if not model.fracture:
+        return None
+    if model.cache_grid is None:
+        res = int(math.ceil(problem.domain.length * points_per_length / problem.physics.s)) + 1
+        model.cache_grid = problem.domain.grid(max(res, 16))
+    grid = model.cache_grid
+    ny, nx = grid.shape
+    sub = SUBDIVISIONS
+    # φ of this step where the envelope must hold (a sub-grid of every cell, whose every sub-th
+    # point is a node: the nodes' φ and ∇φ are the cache), by the model's own arithmetic; the
+    # u-net, which the envelope does not need, is not evaluated
+    points = [sub_grid_points(grid, sub, dtype=torch.float64).numpy()]
+    if check is not None:
+        points.append(check.points())
+    fields = [phase_field_at(model, p, t, device=device, dtype=dtype) for p in points]
+    cache = fields[0].reshape((ny - 1) * sub + 1, (nx - 1) * sub + 1, 3)[::sub, ::sub].contiguous()
+    phi = torch.cat([f[:, 0] for f in fields])
+    x = torch.cat([torch.as_tensor(p, device=device, dtype=dtype) for p in points])
+    raised, record = upper_envelope(cache[..., 0], x, phi, grid,
+                                              interpolate=model_interpolation(grid))
+    cache[..., 0] = raised
+    model.cache = cache
+    return record

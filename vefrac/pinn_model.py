@@ -3,7 +3,7 @@
 Networks see x̂ = (x − centre)/L (one global network, or a partition of unity of local ones:
 network.representation, see patches.py); the u-net returns u/(ε_ref L) with ε_ref = εs(t_end). Load
 stepping: φ = φ_prev + (1 − φ_prev)·σ(z), φ_prev the previous step's φ cached on a grid (refreshed
-by solve.refresh_cache); space-time: φ non-decreasing in t by construction.
+by phi_cache.refresh_cache); space-time: φ non-decreasing in t by construction.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ class FieldModel(nn.Module):
         # load stepping: φ of the previous step on a grid, channels (φ, ∂φ/∂x, ∂φ/∂y)
         self.cache_grid: Grid | None = None
         self.register_buffer("cache", None)
-        self.committed_only = False  # φ is the cache alone: the committed state (see solve.committed_state)
+        self.committed_only = False  # φ is the cache alone: the committed state (see phi_cache.committed_state)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor):
         """Same as `fields`: lets DistributedDataParallel wrap the model."""
@@ -110,6 +110,15 @@ class FieldModel(nn.Module):
         grad_u = grad_u * self.eps_ref  # (U / L) ∂/∂x̂
         if self.phi_net is None:
             return u, grad_u, None, None
+        phi, grad_phi = self._phase_field(xh, th, x)
+        return u, grad_u, phi, grad_phi
+
+    def phase_field(self, x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """φ (N,) and ∇φ (N, 2) alone, by the same arithmetic as `fields` (the u-net is not
+        evaluated): what the φ cache's refresh needs at its many check points."""
+        return self._phase_field(self.normalise(x), (t / self.t_end)[:, None], x)
+
+    def _phase_field(self, xh: torch.Tensor, th: torch.Tensor, x: torch.Tensor):
         a, grad_a = self.phi_net(xh)
         grad_a = grad_a / self.length
         if self.space_time:
@@ -121,7 +130,7 @@ class FieldModel(nn.Module):
                 phi, grad_phi = prev[:, 0], prev[:, 1:]
             else:
                 phi, grad_phi = incremental_phase_field(prev[:, 0], prev[:, 1:], a[:, 0], grad_a[:, 0])
-        return u, grad_u, phi, grad_phi
+        return phi, grad_phi
 
     def previous_phi(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3): φ, ∂φ/∂x, ∂φ/∂y of the previous load step, interpolated from the cache."""

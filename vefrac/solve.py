@@ -25,13 +25,14 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from . import config, phi_cache
+from . import config
 from .energy import Physics, crack_length_density, energy_densities
 from .geometry import Grid
 # the budget and the precision live in their own modules; imported here for older callers too
 from .budget import (AUTO_POINTS_RANGE, POINTS_PER_S2, planned_iterations, sampled_points,  # noqa: F401
                      space_time_iterations, step_times)
 from .precision import PRECISION_TOLERANCE, matmul_precision  # noqa: F401
+from .phi_cache import committed_state, phase_field_at, refresh_cache  # noqa: F401
 from .pinn_model import FieldModel
 from .problem import Problem
 from .sampling import Sampler
@@ -358,49 +359,3 @@ def crack_indicator(cache: torch.Tensor, *, physics: Physics) -> torch.Tensor:
     flat = cache.reshape(-1, 3)
     density = crack_length_density(flat[:, 0], flat[:, 1:], s=physics.s, model=physics.model)
     return density.reshape(cache.shape[:2])
-
-
-@contextlib.contextmanager
-def committed_state(model: FieldModel):
-    """Inside, the model's φ is the state the last `refresh_cache` committed (the cache's
-    interpolant, without the current φ-net's increment). Snapshots taken after refresh_cache
-    read this: the interpolants only grow with the nodal values, so the exported φ never
-    decreases at any point, and the envelope makes it at least the step's φ at the export grid."""
-    before = model.committed_only
-    model.committed_only = model.cache is not None and not model.space_time
-    try:
-        yield model
-    finally:
-        model.committed_only = before
-
-
-@torch.no_grad()
-def refresh_cache(problem: Problem, model: FieldModel, t: float, *, points_per_length: float, device,
-                  dtype, check: Grid | None = None) -> dict | None:
-    """Store the current φ and ∇φ on the cache grid: the next step's lower bound.
-
-    The nodal φ is raised to an upper envelope (phi_cache.upper_envelope) of the current φ over a
-    sub-grid of every cell and, when given, the points of `check` (the export grid): there the
-    next step's φ is never below this one's. Returns the envelope's record (None without fracture)."""
-    if not model.fracture:
-        return None
-    if model.cache_grid is None:
-        res = int(math.ceil(problem.domain.length * points_per_length / problem.physics.s)) + 1
-        model.cache_grid = problem.domain.grid(max(res, 16))
-    grid = model.cache_grid
-    fields = evaluate(problem, model, grid.points(), t, device=device, dtype=dtype)
-    ny, nx = grid.shape
-    cache = np.concatenate([fields["phi"][:, None], fields["grad_phi"]], 1).reshape(ny, nx, 3)
-    cache = torch.as_tensor(cache, device=device, dtype=dtype)
-    # φ of this step where the envelope must hold, evaluated as the snapshots evaluate it
-    points = [phi_cache.sub_grid_points(grid, phi_cache.SUBDIVISIONS, like=cache).double().cpu().numpy()]
-    if check is not None:
-        points.append(check.points())
-    values = [evaluate(problem, model, p, t, device=device, dtype=dtype)["phi"] for p in points]
-    x = torch.cat([torch.as_tensor(p, device=device, dtype=dtype) for p in points])
-    phi = torch.as_tensor(np.concatenate(values), device=device, dtype=dtype)
-    raised, record = phi_cache.upper_envelope(cache[..., 0], x, phi, grid,
-                                              interpolate=phi_cache.model_interpolation(grid))
-    cache[..., 0] = raised
-    model.cache = cache
-    return record

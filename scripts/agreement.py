@@ -1,0 +1,112 @@
+"""PINN against the FEM reference on the agreement cases of the scale issue, side by side.
+
+    python scripts/agreement.py [--etas 100 400] [--variants fem decay constant] [--jobs 2]
+                                [--out outputs/agreement] [--json FILE] [--set KEY=VALUE ...]
+
+The cases: square-mud's layer (unit square, s = 0.02, λ = μ = 1) with a log-normal toughness of
+cv 0.2 (mean 1e-3, correlation length 0.05), substrate stiffness η as given, shrinkage to
+t = 0.12 in 24 load steps (Δt = 0.005, square-mud's), square-mud's PINN budget otherwise. Variants:
+- fem: the FEM backend at its defaults (h = s/2, AMG-preconditioned solves);
+- decay: the PINN with the package's step settings (Adam's rate decaying to 0.1×, φ output
+  layer at the global rate);
+- constant: the PINN with square-mud's step settings (constant rate, φ output layer at 5×);
+- constant-half-points: the same with 4096 points instead of square-mud's 8192.
+Each run is its own process with one thread; `--jobs` run at a time. Prints and writes (JSON) per
+run: wall time, fragments, skeleton and AT2 crack length, first crack, mean band width (area of
+φ > 0.5 per unit skeleton length, on the export grid) and median φ, then each PINN variant's
+errors against the FEM of the same case. Runs already finished in --out are read, not rerun.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+VARIANTS = {
+    "fem": ["solver.backend=fem"],
+    "decay": ["solver.final_lr_fraction=0.1", "solver.phi_output_lr_scale=1.0"],
+    "constant": ["solver.final_lr_fraction=1.0", "solver.phi_output_lr_scale=5.0"],
+    "constant-half-points": ["solver.final_lr_fraction=1.0", "solver.phi_output_lr_scale=5.0", "solver.points=4096"],
+}
+
+
+def case_overrides(eta: float) -> list[str]:
+    return ["fracture.toughness={kind: lognormal, mean: 1.0e-3, cv: 0.2, correlation_length: 0.05}",
+            f"material.substrate_stiffness={eta}", "shrinkage.t_end=0.12", "solver.load_steps=24",
+            "output.snapshots=25", "solver.threads=1"]
+
+
+def band_statistics(run: Path, skeleton_length: float) -> dict:
+    """Mean band width (area of φ > 0.5 per unit skeleton length) and median φ of the last snapshot."""
+    import pyvista as pv
+
+    grid = pv.read(sorted(run.glob("fields_*.vti"))[-1])
+    phi = np.asarray(grid.point_data["phi"])
+    mask = np.asarray(grid.point_data["mask"]).astype(bool)
+    cell_area = grid.spacing[0] * grid.spacing[1]
+    area = float((phi[mask] > 0.5).sum() * cell_area)
+    return {"band_width": area / skeleton_length if skeleton_length > 0 else None,
+            "median_phi": float(np.median(phi[mask]))}
+
+
+def one_run(out: Path, eta: float, variant: str, extra: list[str]) -> dict:
+    folder = out / f"eta{eta:g}-{variant}"
+    if not (folder / "summary.json").is_file():
+        cmd = [sys.executable, "-m", "vefrac", "run", str(ROOT / "scenarios" / "square-mud.yaml"), "--out",
+               str(folder), "--overwrite", "--quiet"]
+        for o in case_overrides(eta) + VARIANTS[variant] + extra:
+            cmd += ["--set", o]
+        subprocess.run(cmd, check=True, cwd=ROOT)
+    summary = json.loads((folder / "summary.json").read_text())
+    final = summary["final"]
+    return {"eta": eta, "variant": variant, "wall_s": summary["wall_time_s"], "fragments": final["fragments"],
+            "skeleton_length": final["skeleton_length"], "crack_length": final["crack_length"],
+            "first_crack_t": summary["first_crack_t"], **band_statistics(folder, final["skeleton_length"])}
+
+
+def table(rows: list[dict]) -> str:
+    head = "| η | variant | wall s | fragments | skeleton | AT2 length | first crack t | band width | median φ |"
+    lines = [head, "|" + " --- |" * 9]
+    ref = {r["eta"]: r for r in rows if r["variant"] == "fem"}
+
+    def rel(r, key):
+        f = ref.get(r["eta"])
+        if r["variant"] == "fem" or f is None or not f[key]:
+            return f"{r[key]:.4g}" if r[key] is not None else "–"
+        return f"{r[key]:.4g} ({100 * (r[key] / f[key] - 1):+.0f} %)"
+
+    for r in rows:
+        lines.append(f"| {r['eta']:g} | {r['variant']} | {r['wall_s']:.0f} | {r['fragments']} | "
+                     f"{rel(r, 'skeleton_length')} | {rel(r, 'crack_length')} | {r['first_crack_t']} | "
+                     f"{rel(r, 'band_width')} | {r['median_phi']:.2f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--etas", type=float, nargs="+", default=[100.0, 400.0])
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--out", default=str(ROOT / "outputs" / "agreement"))
+    ap.add_argument("--json")
+    ap.add_argument("--set", dest="overrides", action="append", default=[])
+    a = ap.parse_args()
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    specs = [(eta, v) for eta in a.etas for v in a.variants]
+    with ThreadPoolExecutor(a.jobs) as pool:
+        rows = list(pool.map(lambda spec: one_run(out, *spec, a.overrides), specs))
+    print(table(rows))
+    if a.json:
+        Path(a.json).write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
