@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from . import __version__, analysis, config, export, plots
+from . import __version__, analysis, config, displacements, export, plots
 from .checkpoint import load_checkpoint, save_checkpoint
 from .errors import InputError
 from .fields import GridField, bilinear, build_toughness
@@ -129,6 +129,8 @@ class Inversion:
         if self.g_mean is None:  # an image toughness has a range, not a mean
             raise InputError("vefrac invert needs a mean toughness for its prior: set invert.prior.mean "
                              "(> 0), or a fracture.toughness with a mean")
+        self.displacement = displacements.for_inversion(scn, self.problem, self.grid, self.observed.material,
+                                                        self.times, g_mean=self.g_mean, log=log)
         self.smoothing = inv.prior.correlation_length or 2 * self.s
         self.dtype = torch.float32 if scn.solver.dtype == "float32" else torch.float64
         self.counter = [0]
@@ -195,9 +197,11 @@ class Inversion:
         weight = inv.misfit_weight * self.g_mean / (2 * self.s)
         gen = torch.Generator(device=self.device).manual_seed(seed + 7 + 1009 * k)
         base = self.counter[0]
+        disp = self.displacement if self.displacement and self.displacement.frame == k else None
+        extra = [misfit_term(observed, grid=self.grid, weight=weight)] + \
+            ([disp.term(self.grid, device=self.device, dtype=self.dtype)] if disp else [])
         trainer = Trainer(problem, solver, generator=gen, dtype=self.dtype, model=model,
-                          progress=lambda count, terms: self.progress(base + count, terms),
-                          extra_terms=[misfit_term(observed, grid=self.grid, weight=weight)])
+                          progress=lambda count, terms: self.progress(base + count, terms), extra_terms=extra)
         n_iter = inv.assimilation_iterations if first else max(1, inv.assimilation_iterations // 4)
         counter = [0]
         trainer.adam(t_value=t_obs, n_iter=n_iter, state=State(), checkpoint=lambda st: None,
@@ -210,8 +214,10 @@ class Inversion:
         energy = float(sum((w * f[k]).sum() for k in TERMS))
         misfit = float((w * ob.material.ravel() * (f["phi"] - ob.phi.ravel()) ** 2).sum()) * weight
         ny, nx = self.grid.shape
+        u = f["u"].reshape(ny, nx, 2)
+        misfit += disp.misfit(u, self.grid) if disp else 0.0  # part of the minimised E + wM
         return {"phi": f["phi"].reshape(ny, nx), "c": f["crack_density"].reshape(ny, nx), "energy": energy,
-                "misfit": misfit}
+                "misfit": misfit, "u": u}
 
     def plot_observation(self) -> None:
         """observation.png: what was read from the (last) picture; a time-lapse: observation_K.png too."""
@@ -286,6 +292,7 @@ class Inversion:
                    "mean_G": float(np.exp(g[material]).mean()), "std_log_G": float(g[material].std()),
                    "step": inv.step,
                    **({f"overlap_{j}": o["iou"] for j, o in enumerate(overlaps)} if len(overlaps) > 1 else {})}
+            row |= self.displacement.row(free, assims, self.grid) if self.displacement else {}
             better = st.best is None or (row["overlap"], -row["misfit"]) > (st.best["overlap"], -st.best["misfit"])
             if better:
                 st.best = {"overlap": row["overlap"], "misfit": row["misfit"], "iteration": k,
@@ -345,6 +352,7 @@ class Inversion:
             arrays["log_G_std"] = log_std
         export.write_vti(self.out / "inferred.vti", origin=grid.origin, spacing=grid.spacing, point_data=arrays)
         columns = HISTORY_COLUMNS + ([f"overlap_{k}" for k in range(len(self.times))] if len(self.times) > 1 else [])
+        columns += displacements.HISTORY_COLUMNS if self.displacement else []
         export.write_csv(self.out / "inversion.csv", self.state.history, columns)
         plots.plot_inversion_history(self.out / "inversion.png", self.state.history)
         plots.plot_crack_over_field(self.out / "G_inferred.png", phi=ob.phi, mask=mask, field=np.exp(log_g),
@@ -371,6 +379,10 @@ class Inversion:
         }
         if len(self.times) > 1:
             summary["inversion"] |= self._time_lapse(run, summary.get("first_crack_t"))
+        if self.displacement:
+            summary["inversion"]["displacement"] = displacements.report(
+                self.displacement, grid=grid, history=self.state.history,
+                final_u=displacements.run_displacement(run, self.displacement.time))
         export.write_json(self.out / "summary.json", summary)
         shutil.rmtree(self.out / WORK, ignore_errors=True)
         return summary
