@@ -228,6 +228,11 @@ def read_displacement(path: Path, spec, *, domain: Domain, grid: Grid, material:
 
 
 def _read_npz(path: Path, domain: Domain) -> tuple[np.ndarray, _Lattice]:
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        raise InputError(f"{_KEY}.file {str(path)!r} is not an .npz file (a zip of arrays, as numpy.savez "
+                         f"writes)")
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: np.asarray(data[k]) for k in data.files}
