@@ -369,6 +369,13 @@ class Invert(_Strict):
     overlap_tolerance: PositiveFloat = 2.0  # in units of s: how far a crack may be and still match
     displacement: Displacement | None = None  # observed displacements (optional data)
 
+    @model_serializer(mode="wrap")
+    def _as_before(self, handler):  # without displacements: the dump and the hash of older versions
+        out = handler(self)
+        if self.displacement is None:
+            out.pop("displacement", None)
+        return out
+
 
 class Scenario(_Strict):
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9._-]+$")] = "scenario"
