@@ -42,9 +42,9 @@ from scipy import ndimage
 from . import __version__, analysis, config, displacements, export, plots
 from .checkpoint import load_checkpoint, save_checkpoint
 from .errors import InputError
-from .fields import GridField, bilinear, build_toughness
+from .fields import GridField, bilinear
 from .geometry import Grid
-from .log_toughness import LogToughness, gap_step
+from .log_toughness import LogToughness, gap_step, prior_draw
 from .observe import Observed, read_observation
 from .outputs import check_writable
 from .pinn_model import FieldModel
@@ -230,20 +230,6 @@ class Inversion:
                                    extent=self.grid.extent,
                                    title=f"what was read from {frame.path.name}{when} ({ob.cracks} cracks)")
 
-    def _prior_draw(self, seed: int) -> np.ndarray:
-        """(ny, nx) log G: a log-normal field with the prior's mean, cv and correlation length.
-
-        Where the picture says nothing the updates leave a seed's start alone, so the spread of
-        the seeds there is the prior's: the ensemble shows what the picture does not constrain."""
-        cv = self.scn.invert.prior.cv
-        if cv is None:
-            cv = getattr(self.scn.fracture.toughness, "cv", None) or 0.5
-        spec = config.LogNormalToughness(kind="lognormal", mean=self.g_mean, cv=cv,
-                                         correlation_length=self.smoothing)
-        field_ = build_toughness(spec, self.problem.domain, seed=seed + 0x5EED)
-        values = field_(torch.as_tensor(self.grid.points())).numpy()
-        return np.log(values).reshape(self.grid.shape)
-
     def _smooth(self, values: np.ndarray) -> np.ndarray:
         """Gaussian smoothing over the prior's correlation length, normalised on the material."""
         m = self.observed.material.astype(float)
@@ -272,7 +258,8 @@ class Inversion:
         if st.unknown is not None:
             unknown.load(st.unknown)
         elif inv.seeds > 1:  # an ensemble: each seed starts from its own draw of the prior
-            unknown.update(self._prior_draw(seed), self.observed.material)
+            unknown.update(prior_draw(self.scn, g_mean=self.g_mean, smoothing=self.smoothing,
+                                      domain=self.problem.domain, grid=self.grid, seed=seed), self.observed.material)
         material = self.observed.material
         while st.iteration < inv.outer_iterations:
             k = st.iteration + 1
