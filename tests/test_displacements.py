@@ -251,6 +251,8 @@ def _bad(tmp_path, case):
         return ["--displacement", str(tmp_path / "empty.vti")], "'u'"
     if case == "time":
         return ["--displacement", str(ok), "--displacement-time", "0.05"], "invert.displacement.time"
+    if case == "time-only":
+        return ["--displacement-time", "0.1"], "invert.displacement.file"
     if case == "weight":
         return ["--displacement", str(ok), "--set", "invert.displacement.weight=-1"], "invert.displacement.weight"
     if case == "framing":
@@ -261,7 +263,8 @@ def _bad(tmp_path, case):
 
 
 @pytest.mark.parametrize("case", ["missing", "suffix", "corrupt-npz", "no-uy", "shapes", "grey", "no-scale",
-                                  "corrupt-png", "no-u", "time", "weight", "framing"])
+                                  "corrupt-png", "no-u", "time", "time-only", "weight",
+                                  "framing"])
 def test_bad_displacements_exit_2_naming_the_key_or_file(tmp_path, capsys, case):
     args, named = _bad(tmp_path, case)
     picture = _picture(tmp_path / "cracks.png")
@@ -340,3 +343,28 @@ def export_rows(path):
     from vefrac import export
 
     return export.read_csv(path)
+
+
+def test_a_time_lapse_takes_the_displacement_at_an_earlier_frame(tmp_path):
+    """At the first of two frames: that frame's assimilated state takes it, and the final forward
+    run's u at that time (its snapshot file, not the last one in memory) is what it is compared with."""
+    frames = [_picture(tmp_path / "a.png"), _picture(tmp_path / "b.png")]
+    box = _lattice_points((-0.5, -0.5), (1 / 12, 1 / 8), (9, 13))
+    u = _linear(box)
+    np.savez(tmp_path / "u.npz", ux=u[..., 0], uy=u[..., 1])
+    out = tmp_path / "inv"
+    assert cli.main(["invert", SQUARE, "--image", str(frames[0]), "--image", str(frames[1]), "--times", "0.05", "0.1",
+                     "--displacement", str(tmp_path / "u.npz"), "--displacement-time", "0.05", "--out", str(out),
+                     "--quiet", *_sets(TINY)]) == 0
+    report = json.loads((out / "summary.json").read_text())["inversion"]["displacement"]
+    assert report["time"] == 0.05 and report["frame"] == 0
+    assert report["scale_U"] == pytest.approx(0.05 * math.sqrt(3 / 100), rel=1e-12)  # εs(0.05)·ℓe
+    snapshot = pv.read(str(out / "fields_0001.vti"))  # snapshots at t = 0, 0.05, 0.1
+    model = np.asarray(snapshot.point_data["u"])[:, :2]
+    from vefrac.solve import trapezoid_weights
+
+    domain, grid, _ = _setting(32)
+    w = trapezoid_weights(grid)
+    diff = ((model - _linear(grid.points())) ** 2).sum(-1)
+    assert report["rms_misfit_final"] == pytest.approx(math.sqrt((w * diff).sum() / w.sum()), rel=1e-9)
+
