@@ -21,7 +21,8 @@ iteration; the iterate whose free forward run matches the picture best is kept.
 A time-lapse (several pictures, each with its time; vefrac/timelapse.py) sums the gap over the
 frames: one forward run to the last frame's time gives the free state at every frame's time, each
 frame has its own assimilated state at its own time, and ∂J/∂G = Σ_k (c_assimilated,k − c_free,k).
-One picture is the sum of one term: exactly the single-picture inversion.
+One picture is the sum of one term: exactly the single-picture inversion. Observed displacements
+(vefrac/displacements.py) add a misfit in u, independent of G, to one frame's assimilated state.
 """
 
 from __future__ import annotations
