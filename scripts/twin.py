@@ -2,7 +2,7 @@
 
     python scripts/twin.py [--scenario scenarios/twin-mud.yaml] [--out outputs/twin] [--seeds 3]
                            [--blur 1.0] [--noise 0.05] [--pixels 400] [--set KEY=VALUE ...]
-                           [--frames N]
+                           [--frames N] [--displacement [--displacement-noise 0.05] [--displacement-weight 1]]
 
 With --frames N > 1 the inversion sees a time-lapse instead of one picture: N frames rendered
 from the truth's snapshots, evenly spread from its first cracked snapshot (a tenth of the final
@@ -10,6 +10,13 @@ crack length) to the end (the last frame is the one-picture twin's picture, nois
 out/frames with times.txt, inverted with `vefrac invert --images` into out/invert-Nframes.
 `--analyse-only --frames N` compares that
 one; twin.json then also holds the overlap at every frame.
+
+With --displacement the inversion also sees the truth's displacement at the last frame's time (its
+last snapshot's point data `u`), as out/displacement.npz (ux, uy, origin, spacing; NaN off the
+layer) with Gaussian noise of `--displacement-noise` times its rms, weighted by
+`--displacement-weight` (invert.displacement.weight); it inverts into out/invert-displacement (or
+out/invert-Nframes-displacement) and writes twin-displacement.json (twin-Nframes-displacement.json),
+which holds summary.json's inversion.displacement as well.
 
 1. Forward run with the scenario's own (known, heterogeneous) toughness: the truth.
 2. Render its final crack pattern as a grey picture (dark cracks on light mud), blur it by
@@ -101,8 +108,27 @@ def render_frames(out: Path, *, frames: int, pixels: int, blur: float, noise: fl
     return folder
 
 
+def write_displacement(out: Path, *, noise: float, seed: int) -> Path:
+    """out/displacement.npz: the truth's u at its last snapshot (the last frame's time), NaN off the
+    layer, plus Gaussian noise of `noise` times its rms."""
+    import pyvista as pv
+
+    last = sorted((out / "truth").glob("fields_*.vti"))[-1]
+    arrays, image = _read_vti(last), pv.read(str(last))
+    u, mask = arrays["u"][..., :2], arrays["mask"].astype(bool)
+    rms = float(np.sqrt((u[mask] ** 2).sum(-1).mean()))
+    u = u + noise * rms * np.random.default_rng(seed + 77).standard_normal(u.shape)
+    u = np.where(mask[..., None], u, np.nan)
+    path = out / "displacement.npz"
+    np.savez(path, ux=u[..., 0], uy=u[..., 1], origin=np.asarray(image.origin[:2]),
+             spacing=np.asarray(image.spacing[:2]))
+    return path
+
+
 def twin(scenario: Path, out: Path, *, seeds: int, blur: float, noise: float, pixels: int, near: float,
-         overrides: list[str], reuse_truth: bool = False, frames: int = 1) -> dict:
+         overrides: list[str], reuse_truth: bool = False, frames: int = 1, displacement: float | None = None,
+         displacement_weight: float = 1.0) -> dict:
+    """displacement: None, or the noise (× rms) of the truth's displacement given to the inversion."""
     from PIL import Image
 
     scn = load_scenario(scenario, overrides)
@@ -118,17 +144,23 @@ def twin(scenario: Path, out: Path, *, seeds: int, blur: float, noise: float, pi
     Image.fromarray((picture * 255).round().astype(np.uint8)).save(image)
 
     started = time.perf_counter()
+    name = _invert_name(frames, displacement is not None)
+    if displacement is not None:
+        path = write_displacement(out, noise=displacement, seed=scn.seed)
+        sets += ["--displacement", str(path), "--set", f"invert.displacement.weight={displacement_weight}"]
     if frames > 1:
         folder = render_frames(out, frames=frames, pixels=pixels, blur=blur, noise=noise, seed=scn.seed)
-        _vefrac("invert", str(scenario), "--images", str(folder), "--out", str(out / _invert_name(frames)),
+        _vefrac("invert", str(scenario), "--images", str(folder), "--out", str(out / name),
                 "--overwrite", *sets, "--set", f"invert.seeds={seeds}")
     else:
-        _vefrac("invert", str(scenario), "--image", str(image), "--out", str(out / "invert"), "--overwrite",
+        _vefrac("invert", str(scenario), "--image", str(image), "--out", str(out / name), "--overwrite",
                 *sets, "--set", f"invert.seeds={seeds}")
     invert_time = time.perf_counter() - started
-    return analyse(out, s=scn.fracture.length_scale, near=near, frames=frames, extra={
-        "scenario": str(scenario), "overrides": overrides, "seeds": seeds, "blur_px": blur, "noise": noise,
-        "pixels": pixels, "truth_wall_s": truth_time, "invert_wall_s": invert_time})
+    return analyse(out, s=scn.fracture.length_scale, near=near, frames=frames, displacement=displacement is not None,
+                   extra={"scenario": str(scenario), "overrides": overrides, "seeds": seeds, "blur_px": blur,
+                          "noise": noise, "pixels": pixels, "displacement_noise": displacement,
+                          "displacement_weight": displacement_weight if displacement is not None else None,
+                          "truth_wall_s": truth_time, "invert_wall_s": invert_time})
 
 
 def distance_only_ceiling(true_log: np.ndarray, dist: np.ndarray, region: np.ndarray, *, width: float) -> np.ndarray:
@@ -141,16 +173,18 @@ def distance_only_ceiling(true_log: np.ndarray, dist: np.ndarray, region: np.nda
     return means[bins]
 
 
-def _invert_name(frames: int) -> str:
-    return "invert" if frames <= 1 else f"invert-{frames}frames"
+def _invert_name(frames: int, displacement: bool = False) -> str:
+    return ("invert" if frames <= 1 else f"invert-{frames}frames") + ("-displacement" if displacement else "")
 
 
-def analyse(out: Path, *, s: float, near: float, extra: dict | None = None, frames: int = 1) -> dict:
-    """Compare the truth (out/truth) with the inversion (out/invert, or out/invert-Nframes);
-    writes twin.json and twin.png (twin-Nframes.json and .png) in out."""
+def analyse(out: Path, *, s: float, near: float, extra: dict | None = None, frames: int = 1,
+            displacement: bool = False) -> dict:
+    """Compare the truth (out/truth) with the inversion (out/invert, or out/invert-Nframes; with
+    displacement, out/invert[-Nframes]-displacement); writes twin.json and twin.png
+    (twin-Nframes.json and .png; twin[-Nframes]-displacement.json and .png) in out."""
     from scipy import ndimage
 
-    name = _invert_name(frames)
+    name = _invert_name(frames, displacement)
     truth = _read_vti(sorted((out / "truth").glob("fields_*.vti"))[-1])
     inferred = _read_vti(out / name / "inferred.vti")
     summary = json.loads((out / name / "summary.json").read_text())
@@ -176,12 +210,13 @@ def analyse(out: Path, *, s: float, near: float, extra: dict | None = None, fram
         "frame_times": summary["inversion"].get("times"),
         "overlap_per_frame": summary["inversion"].get("overlap_per_frame"),
         "first_crack_time": summary["inversion"].get("first_crack_time"),
+        "displacement": summary["inversion"].get("displacement"),
     }
     if "log_G_std" in inferred:
         std = inferred["log_G_std"]
         result["log_G_std_near_cracks"] = float(std[close].mean())
         result["log_G_std_far"] = float(std[material & ~close].mean())
-    stem = "twin" if frames <= 1 else f"twin-{frames}frames"
+    stem = ("twin" if frames <= 1 else f"twin-{frames}frames") + ("-displacement" if displacement else "")
     export.write_json(out / f"{stem}.json", result)
     _picture(out / f"{stem}.png", truth=true_log, inferred=inferred_log, std=inferred.get("log_G_std"),
              observed=inferred["phi_observed"], skeleton=inferred["observed_skeleton"].astype(bool),
@@ -249,15 +284,22 @@ def main() -> None:
     p.add_argument("--analyse-only", action="store_true", help="only compare the runs already in --out")
     p.add_argument("--reuse-truth", action="store_true", help="keep the truth run already in --out")
     p.add_argument("--frames", type=int, default=1, help="invert from a time-lapse of this many frames (1: one picture)")
+    p.add_argument("--displacement", action="store_true",
+                   help="also give the inversion the truth's displacement at the last frame's time")
+    p.add_argument("--displacement-noise", type=float, default=0.05, help="its noise, times its rms")
+    p.add_argument("--displacement-weight", type=float, default=1.0, help="invert.displacement.weight")
     a = p.parse_args()
     if a.analyse_only:
         scn = load_scenario(Path(a.scenario), a.overrides)
-        result = analyse(Path(a.out), s=scn.fracture.length_scale, near=a.near, frames=a.frames)
+        result = analyse(Path(a.out), s=scn.fracture.length_scale, near=a.near, frames=a.frames,
+                         displacement=a.displacement)
         for k, v in result.items():
             print(f"{k:>34}: {v}")
         return
     result = twin(Path(a.scenario), Path(a.out), seeds=a.seeds, blur=a.blur, noise=a.noise, pixels=a.pixels,
-                  near=a.near, overrides=a.overrides, reuse_truth=a.reuse_truth, frames=a.frames)
+                  near=a.near, overrides=a.overrides, reuse_truth=a.reuse_truth, frames=a.frames,
+                  displacement=a.displacement_noise if a.displacement else None,
+                  displacement_weight=a.displacement_weight)
     for k, v in result.items():
         print(f"{k:>26}: {v}")
 

@@ -3,6 +3,7 @@
     vefrac run SCENARIO.yaml [--out DIR] [--set KEY.PATH=VALUE ...] [--device auto|cpu|cuda] [--resume]
     vefrac invert SCENARIO.yaml --image CRACKS.png [--out DIR] [--set ...] [--device ...] [--resume]
     vefrac invert SCENARIO.yaml --image A.png --image B.png ... --times TA TB ... | --images DIR  (a time-lapse)
+    vefrac invert SCENARIO.yaml --image CRACKS.png --displacement U.npz [--displacement-time T]  (+ displacements)
     vefrac check SCENARIO.yaml [--set ...]
     vefrac compare RUN_A RUN_B [--picture FILE.png]
     vefrac sweep SCENARIO.yaml --grid KEY.PATH=V1,V2,... [--grid ...] [--set ...] [--out DIR] [--jobs N] [--resume]
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import sys
 import traceback
@@ -50,6 +52,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="a time-lapse: the time of each --image, in the same order (shrinkage.t units)")
     inv.add_argument("--images", metavar="DIR", help="a time-lapse: a folder of frames with times.txt "
                      "(one line 'FILE TIME' per frame)")
+    inv.add_argument("--displacement", metavar="FILE", help="observed displacements (.npz, .vti or a "
+                     "two-channel PNG/TIFF): sets invert.displacement.file (docs/inverse.md)")
+    inv.add_argument("--displacement-time", type=float, metavar="T",
+                     help="when they were measured, one of the pictures' times: sets invert.displacement.time")
     inv.add_argument("--out", help="output folder (default: outputs/<name>-invert)")
     inv.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     inv.add_argument("--resume", action="store_true", help="continue from the output folder's inversion checkpoint")
@@ -117,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
             return _sweep(args)
         from .config import dump_scenario, load_scenario
 
-        scn = load_scenario(args.scenario, args.overrides)
+        scn = load_scenario(args.scenario, args.overrides + _displacement_sets(args))
         if args.command == "check":
             from .thickness import derived_lines
 
@@ -231,6 +237,8 @@ def _invert(args, scn) -> int:
     else:
         extra = "".join(f" --image {p}" for p in args.image) + \
             (" --times " + " ".join(f"{t:g}" for t in args.times) if args.times else "")
+    extra += (f" --displacement {args.displacement}" if args.displacement else "") + \
+        (f" --displacement-time {args.displacement_time:g}" if args.displacement_time is not None else "")
     summary = _execute(args, scn, job, device=device, out=out, total=lambda job: job.planned_iterations(),
                        verb="invert", extra=extra)
     if not isinstance(summary, dict):
@@ -245,6 +253,18 @@ def _invert(args, scn) -> int:
           f"pictures: {out / 'G_inferred.png'}, {out / 'observed_vs_model.png'}; open {out / 'inferred.vti'} "
           f"or {out / 'fields.pvd'} in ParaView")
     return 0
+
+
+def _displacement_sets(args) -> list[str]:
+    """--displacement FILE (relative to here) and --displacement-time T as the keys they set."""
+    if args.command != "invert":
+        return []
+    sets = []
+    if args.displacement is not None:  # a JSON string is a quoted YAML scalar: any path stays text
+        sets.append(f"invert.displacement.file={json.dumps(str(Path(args.displacement).absolute()))}")
+    if args.displacement_time is not None:
+        sets.append(f"invert.displacement.time={args.displacement_time!r}")
+    return sets
 
 
 def _observe_only(args, scn, out: Path, device, frames) -> int:

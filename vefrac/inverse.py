@@ -21,7 +21,8 @@ iteration; the iterate whose free forward run matches the picture best is kept.
 A time-lapse (several pictures, each with its time; vefrac/timelapse.py) sums the gap over the
 frames: one forward run to the last frame's time gives the free state at every frame's time, each
 frame has its own assimilated state at its own time, and ∂J/∂G = Σ_k (c_assimilated,k − c_free,k).
-One picture is the sum of one term: exactly the single-picture inversion.
+One picture is the sum of one term: exactly the single-picture inversion. Observed displacements
+(vefrac/displacements.py) add a misfit in u, independent of G, to one frame's assimilated state.
 """
 
 from __future__ import annotations
@@ -39,12 +40,12 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from . import __version__, analysis, config, export, plots
+from . import __version__, analysis, config, displacements, export, plots
 from .checkpoint import load_checkpoint, save_checkpoint
 from .errors import InputError
-from .fields import GridField, bilinear, build_toughness
+from .fields import GridField, bilinear
 from .geometry import Grid
-from .log_toughness import LogToughness, gap_step
+from .log_toughness import LogToughness, gap_step, prior_draw
 from .observe import Observed, read_observation
 from .outputs import check_writable
 from .pinn_model import FieldModel
@@ -129,6 +130,8 @@ class Inversion:
         if self.g_mean is None:  # an image toughness has a range, not a mean
             raise InputError("vefrac invert needs a mean toughness for its prior: set invert.prior.mean "
                              "(> 0), or a fracture.toughness with a mean")
+        self.displacement = displacements.for_inversion(scn, self.problem, self.grid, self.observed.material,
+                                                        self.times, g_mean=self.g_mean, log=log)
         self.smoothing = inv.prior.correlation_length or 2 * self.s
         self.dtype = torch.float32 if scn.solver.dtype == "float32" else torch.float64
         self.counter = [0]
@@ -195,9 +198,11 @@ class Inversion:
         weight = inv.misfit_weight * self.g_mean / (2 * self.s)
         gen = torch.Generator(device=self.device).manual_seed(seed + 7 + 1009 * k)
         base = self.counter[0]
+        disp = self.displacement if self.displacement and self.displacement.frame == k else None
+        extra = [misfit_term(observed, grid=self.grid, weight=weight)] + \
+            ([disp.term(self.grid, device=self.device, dtype=self.dtype)] if disp else [])
         trainer = Trainer(problem, solver, generator=gen, dtype=self.dtype, model=model,
-                          progress=lambda count, terms: self.progress(base + count, terms),
-                          extra_terms=[misfit_term(observed, grid=self.grid, weight=weight)])
+                          progress=lambda count, terms: self.progress(base + count, terms), extra_terms=extra)
         n_iter = inv.assimilation_iterations if first else max(1, inv.assimilation_iterations // 4)
         counter = [0]
         trainer.adam(t_value=t_obs, n_iter=n_iter, state=State(), checkpoint=lambda st: None,
@@ -210,8 +215,10 @@ class Inversion:
         energy = float(sum((w * f[k]).sum() for k in TERMS))
         misfit = float((w * ob.material.ravel() * (f["phi"] - ob.phi.ravel()) ** 2).sum()) * weight
         ny, nx = self.grid.shape
+        u = f["u"].reshape(ny, nx, 2)
+        misfit += disp.misfit(u, self.grid) if disp else 0.0  # part of the minimised E + wM
         return {"phi": f["phi"].reshape(ny, nx), "c": f["crack_density"].reshape(ny, nx), "energy": energy,
-                "misfit": misfit}
+                "misfit": misfit, "u": u}
 
     def plot_observation(self) -> None:
         """observation.png: what was read from the (last) picture; a time-lapse: observation_K.png too."""
@@ -223,20 +230,6 @@ class Inversion:
             plots.plot_observation(self.out / name, grey=ob.grey, phi=ob.phi, material=ob.material,
                                    extent=self.grid.extent,
                                    title=f"what was read from {frame.path.name}{when} ({ob.cracks} cracks)")
-
-    def _prior_draw(self, seed: int) -> np.ndarray:
-        """(ny, nx) log G: a log-normal field with the prior's mean, cv and correlation length.
-
-        Where the picture says nothing the updates leave a seed's start alone, so the spread of
-        the seeds there is the prior's: the ensemble shows what the picture does not constrain."""
-        cv = self.scn.invert.prior.cv
-        if cv is None:
-            cv = getattr(self.scn.fracture.toughness, "cv", None) or 0.5
-        spec = config.LogNormalToughness(kind="lognormal", mean=self.g_mean, cv=cv,
-                                         correlation_length=self.smoothing)
-        field_ = build_toughness(spec, self.problem.domain, seed=seed + 0x5EED)
-        values = field_(torch.as_tensor(self.grid.points())).numpy()
-        return np.log(values).reshape(self.grid.shape)
 
     def _smooth(self, values: np.ndarray) -> np.ndarray:
         """Gaussian smoothing over the prior's correlation length, normalised on the material."""
@@ -266,7 +259,8 @@ class Inversion:
         if st.unknown is not None:
             unknown.load(st.unknown)
         elif inv.seeds > 1:  # an ensemble: each seed starts from its own draw of the prior
-            unknown.update(self._prior_draw(seed), self.observed.material)
+            unknown.update(prior_draw(self.scn, g_mean=self.g_mean, smoothing=self.smoothing,
+                                      domain=self.problem.domain, grid=self.grid, seed=seed), self.observed.material)
         material = self.observed.material
         while st.iteration < inv.outer_iterations:
             k = st.iteration + 1
@@ -286,6 +280,7 @@ class Inversion:
                    "mean_G": float(np.exp(g[material]).mean()), "std_log_G": float(g[material].std()),
                    "step": inv.step,
                    **({f"overlap_{j}": o["iou"] for j, o in enumerate(overlaps)} if len(overlaps) > 1 else {})}
+            row |= self.displacement.row(free, assims, self.grid) if self.displacement else {}
             better = st.best is None or (row["overlap"], -row["misfit"]) > (st.best["overlap"], -st.best["misfit"])
             if better:
                 st.best = {"overlap": row["overlap"], "misfit": row["misfit"], "iteration": k,
@@ -345,6 +340,7 @@ class Inversion:
             arrays["log_G_std"] = log_std
         export.write_vti(self.out / "inferred.vti", origin=grid.origin, spacing=grid.spacing, point_data=arrays)
         columns = HISTORY_COLUMNS + ([f"overlap_{k}" for k in range(len(self.times))] if len(self.times) > 1 else [])
+        columns += displacements.HISTORY_COLUMNS if self.displacement else []
         export.write_csv(self.out / "inversion.csv", self.state.history, columns)
         plots.plot_inversion_history(self.out / "inversion.png", self.state.history)
         plots.plot_crack_over_field(self.out / "G_inferred.png", phi=ob.phi, mask=mask, field=np.exp(log_g),
@@ -371,6 +367,10 @@ class Inversion:
         }
         if len(self.times) > 1:
             summary["inversion"] |= self._time_lapse(run, summary.get("first_crack_t"))
+        if self.displacement:
+            summary["inversion"]["displacement"] = displacements.report(
+                self.displacement, grid=grid, history=self.state.history,
+                final_u=displacements.run_displacement(run, self.displacement.time))
         export.write_json(self.out / "summary.json", summary)
         shutil.rmtree(self.out / WORK, ignore_errors=True)
         return summary

@@ -12,7 +12,7 @@ import torch
 from scipy import ndimage
 
 from . import config
-from .fields import GridField, bilinear
+from .fields import GridField, bilinear, build_toughness
 from .geometry import Grid
 from .nets import FourierMLP
 
@@ -111,3 +111,18 @@ def gap_step(g: np.ndarray, *, c_assimilated: np.ndarray, c_free: np.ndarray, ma
     gradient = smooth(s * (c_assimilated - c_free))
     target = g - step * np.clip(gradient / scale, -1.0, 1.0)
     return target - mean_weight * math.log(np.exp(target[material]).mean() / g_mean)
+
+
+def prior_draw(scn: config.Scenario, *, g_mean: float, smoothing: float, domain, grid: Grid, seed: int) -> np.ndarray:
+    """(ny, nx) log G on grid: a log-normal field with the prior's mean, cv and correlation length
+    (`smoothing`), the start of seed `seed` of an ensemble.
+
+    Where the picture says nothing the updates leave a seed's start alone, so the spread of
+    the seeds there is the prior's: the ensemble shows what the picture does not constrain."""
+    cv = scn.invert.prior.cv
+    if cv is None:
+        cv = getattr(scn.fracture.toughness, "cv", None) or 0.5
+    spec = config.LogNormalToughness(kind="lognormal", mean=g_mean, cv=cv, correlation_length=smoothing)
+    field_ = build_toughness(spec, domain, seed=seed + 0x5EED)
+    values = field_(torch.as_tensor(grid.points())).numpy()
+    return np.log(values).reshape(grid.shape)

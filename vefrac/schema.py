@@ -329,6 +329,31 @@ class Prior(_Strict):
     cv: Annotated[float, Field(ge=0)] | None = None  # spread of the start of each seed (seeds > 1); None: the toughness's cv or 0.5
 
 
+_DISPLACEMENT_FILES = (".npz", ".vti", ".png", ".tif", ".tiff")
+
+
+def _displacement_file(value: str, info: ValidationInfo) -> str:
+    path = _input_path(value, info)
+    if path.suffix.lower() not in _DISPLACEMENT_FILES:
+        raise ValueError(f"{value!r}: allowed are {', '.join(_DISPLACEMENT_FILES)} files")
+    if not path.is_file():
+        raise ValueError(f"{value!r} does not exist")
+    return str(path.resolve())
+
+
+class Displacement(_Strict):
+    """Observed in-plane displacements (image correlation) for `vefrac invert` (vefrac/displacements.py)."""
+
+    file: str  # .npz (ux, uy), .vti (point array u), or a PNG/TIFF with R = ux, G = uy
+    time: PositiveFloat | None = None  # one of the pictures' times; None: the last picture's
+    weight: Annotated[float, Field(ge=0)] = 1.0  # in units of Ḡ/(2s) per (εs ℓe)²
+    scale: PositiveFloat | None = None  # image: u = offset + scale·level (level in [0, 1]); required
+    offset: float = 0.0
+    size: Pair | None = None  # image: physical [w, h] it spans, centred on the domain; None: the domain's box
+
+    _file = field_validator("file")(lambda v, info: _displacement_file(v, info))
+
+
 class Invert(_Strict):
     """The inverse mode: infer G(x) from a crack image (`vefrac invert`)."""
 
@@ -342,6 +367,14 @@ class Invert(_Strict):
     assimilation_iterations: Annotated[int, Field(ge=1, le=10_000_000)] = 300
     seeds: Annotated[int, Field(ge=1, le=100)] = 1
     overlap_tolerance: PositiveFloat = 2.0  # in units of s: how far a crack may be and still match
+    displacement: Displacement | None = None  # observed displacements (optional data)
+
+    @model_serializer(mode="wrap")
+    def _as_before(self, handler):  # without displacements: the dump and the hash of older versions
+        out = handler(self)
+        if self.displacement is None:
+            out.pop("displacement", None)
+        return out
 
 
 class Scenario(_Strict):
