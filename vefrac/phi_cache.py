@@ -133,11 +133,20 @@ def model_interpolation(grid: Grid) -> Callable[[torch.Tensor, torch.Tensor], to
 # ----------------------------------------------------------------------------- the model's cache
 
 
+def evaluation_chunk(device) -> int:
+    """Points per chunk when a grid is evaluated without gradients. On a CPU small enough that
+    each layer's (3, N, width) stack stays off freshly mapped pages: at 65536 half the time went
+    to page faults, and 4096 evaluates twice as fast (measured on the 2-core CPU). On a GPU,
+    large: fewer kernel launches."""
+    return 65536 if torch.device(device).type == "cuda" else 4096
+
+
 @torch.no_grad()
 def phase_field_at(model: "FieldModel", points: np.ndarray, t: float, *, device, dtype,
-                   chunk: int = 65536) -> torch.Tensor:
+                   chunk: int | None = None) -> torch.Tensor:
     """(M, 3) φ, ∂φ/∂x, ∂φ/∂y of the model at points (M, 2) at time t, in chunks, on `device`."""
     out = []
+    chunk = chunk or evaluation_chunk(device)
     for start in range(0, points.shape[0], chunk):
         x = torch.as_tensor(points[start:start + chunk], device=device, dtype=dtype)
         if t == 0.0:  # the unloaded state is exactly φ = 0

@@ -25,7 +25,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from . import config
+from . import config, phi_cache
 from .energy import Physics, crack_length_density, energy_densities
 from .geometry import Grid
 # the budget and the precision live in their own modules; imported here for older callers too
@@ -38,6 +38,7 @@ from .problem import Problem
 from .sampling import Sampler
 
 TERMS = ("elastic", "surface", "substrate")
+
 GUARD_EVERY = 10  # iterations between checks for a non-finite energy
 MAX_BLOWUPS = 3
 
@@ -319,9 +320,10 @@ class Trainer:
 
 @torch.no_grad()
 def evaluate(problem: Problem, model: FieldModel, points: np.ndarray, t: float, *, device, dtype,
-             chunk: int = 65536) -> dict[str, np.ndarray]:
+             chunk: int | None = None) -> dict[str, np.ndarray]:
     """Fields and energy densities at points (M, 2) at time t, in chunks. Returns numpy arrays."""
     out: dict[str, list] = {}
+    chunk = chunk or phi_cache.evaluation_chunk(device)
     for start in range(0, points.shape[0], chunk):
         x = torch.as_tensor(points[start:start + chunk], device=device, dtype=dtype)
         tt = x.new_full((x.shape[0],), t)
