@@ -22,6 +22,9 @@ Variants change only what happens inside the probed step:
   out_lr_x20    ... at 20×
   out_lr_x5_constant  out_lr_x5 without the cosine decay
   final_lr_0.5  the cosine decays to half the rate instead of a tenth
+  lbfgs_20      the Adam budget, then 20 L-BFGS iterations (strong Wolfe line search) on one
+                fixed draw of points (solver.lbfgs_iterations); its cost is in the seconds column
+  lbfgs_50      ... 50 L-BFGS iterations
 """
 
 from __future__ import annotations
@@ -53,6 +56,8 @@ VARIANTS = {
     "out_lr_x20": {"solver.phi_output_lr_scale": 20.0},
     "out_lr_x5_constant": {"solver.phi_output_lr_scale": 5.0, "solver.final_lr_fraction": 1.0},
     "final_lr_0.5": {"solver.final_lr_fraction": 0.5},
+    "lbfgs_20": {"solver.lbfgs_iterations": 20},
+    "lbfgs_50": {"solver.lbfgs_iterations": 50},
 }
 
 
