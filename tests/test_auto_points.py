@@ -39,3 +39,18 @@ def test_explicit_number_and_bad_text():
     assert sampled_points(scn.solver, build_problem(scn)) == 1000
     with pytest.raises(InputError, match="solver.points"):
         api.load_scenario(SQUARE, {"solver.points": "many"})
+
+
+def test_an_export_grid_too_coarse_for_the_bands_is_named_with_the_resolution_that_resolves_them():
+    from vefrac.budget import export_resolution_note
+    from vefrac.thickness import derived_lines
+
+    assert export_resolution_note(api.load_scenario(SQUARE), 1.0) is None  # 200 points, s = 0.02: 4 per s
+    big = api.load_scenario(SQUARE, {"domain.size": [4.0, 4.0]})
+    note = export_resolution_note(big, 4.0)
+    assert "output.resolution 200" in note and "at least 601" in note
+    assert any("at least 601" in line for line in derived_lines(big))  # what `vefrac check` prints
+    resolved = api.load_scenario(SQUARE, {"domain.size": [4.0, 4.0], "output.resolution": 601})
+    assert export_resolution_note(resolved, 4.0) is None
+    assert export_resolution_note(api.load_scenario(SQUARE, {"domain.size": [4.0, 4.0], "fracture.enabled": False}),
+                                  4.0) is None

@@ -3,10 +3,14 @@ draws per iteration, from the scenario (no torch here)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from . import config
-from .problem import Problem
+
+if TYPE_CHECKING:
+    from .problem import Problem
 
 
 def space_time_iterations(solver: config.Solver) -> int:
@@ -51,3 +55,22 @@ def step_times(t_end: float, load_steps: int, snapshots: int) -> np.ndarray:
     times = np.union1d(np.linspace(0, t_end, load_steps + 1), np.linspace(0, t_end, snapshots))
     keep = np.concatenate([[True], np.diff(times) > 1e-12 * t_end])
     return times[keep]
+
+
+MIN_EXPORT_POINTS_PER_S = 3.0  # below it a φ > 0.5 band (about 1.4 s wide) is one or two pixels
+
+
+def export_resolution_note(scn: config.Scenario, domain_length: float) -> str | None:
+    """A warning when output.resolution gives fewer than MIN_EXPORT_POINTS_PER_S export points per
+    crack width s along the domain's longest side: the snapshots, the pictures and the crack
+    statistics computed from them would not resolve the crack bands. None when they do."""
+    if not scn.fracture.enabled:
+        return None
+    res, s = scn.output.resolution, scn.fracture.length_scale
+    per_s = (res - 1) * s / domain_length
+    if per_s >= MIN_EXPORT_POINTS_PER_S:
+        return None
+    need = int(np.ceil(MIN_EXPORT_POINTS_PER_S * domain_length / s)) + 1
+    return (f"output.resolution {res} gives {per_s:.2g} export points per crack width s (longest side "
+            f"{domain_length:g}, s = {s:g}): the snapshots and the crack statistics need about "
+            f"{MIN_EXPORT_POINTS_PER_S:g}; set output.resolution to at least {need}")

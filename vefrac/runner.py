@@ -19,6 +19,7 @@ import torch
 import torch.distributed as dist
 
 from . import __version__, config, drying, pattern
+from .budget import export_resolution_note
 from .cycles import HealedToughness, cycle_statistics, healing_grid
 from .errors import InputError
 from .outputs import CHECKPOINT, FolderOutputs, Recorder, snapshot_from_fields, summarise
@@ -146,6 +147,9 @@ class Run:
         snap_index = {int(np.argmin(np.abs(times - ts))): i for i, ts in enumerate(self.snapshot_times)}
         # a rewetting happens at the load step nearest its time (choose load_steps to hit it)
         rewets = {int(np.argmin(np.abs(times - tr))) for tr in self.rewet_times}
+        note = export_resolution_note(self.scn, self.problem.domain.length)
+        if note and self.state.step == 0:
+            self.log(f"warning: {note}")
         missed = [tr for tr in self.rewet_times if np.abs(times - tr).min() > 1e-9 * self.problem.t_end]
         if missed:
             self.log(f"shrinkage.healing: {len(missed)} rewetting time(s) fall between load steps (first "

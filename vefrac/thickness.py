@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from . import config, layer
+from .budget import export_resolution_note
 from .errors import InputError
 from .fields import ConstantField, build_toughness
 from .geometry import Domain, build_domain
@@ -149,6 +150,9 @@ def derived_lines(scn: config.Scenario) -> list[str]:
              f"  shrinkage at t_end: eps_s = {rate * scn.shrinkage.t_end:.4g}"]
     if not fr.enabled:
         lines[3:5] = ["  fracture disabled: no crack estimates"]
+    note = export_resolution_note(scn, build_domain(scn.domain).length)
+    if note:
+        lines.append(f"  warning: {note}")
     stiffness = build_stiffness(mat, build_domain(scn.domain), seed=scn.seed)
     if stiffness is not None:
         lo, hi = thickness_range(stiffness, build_domain(scn.domain), reference=h_ref)
