@@ -10,7 +10,8 @@ t = 0.12 in 24 load steps (Δt = 0.005, square-mud's), square-mud's PINN budget 
 - decay: the PINN with the package's step settings (Adam's rate decaying to 0.1×, φ output
   layer at the global rate);
 - constant: the PINN with square-mud's step settings (constant rate, φ output layer at 5×);
-- constant-half-points: the same with 4096 points instead of square-mud's 8192.
+- constant-half-points: the same with 4096 points instead of square-mud's 8192;
+- constant-sigma-x2: constant with the Fourier scale doubled (σ = 10 /L = 0.2 L/s, the default 0.1 L/s).
 Each run is its own process with one thread; `--jobs` run at a time. Prints and writes (JSON) per
 run: wall time, fragments, skeleton and AT2 crack length, first crack, mean band width (area of
 φ > 0.5 per unit skeleton length, on the export grid) and median φ, then each PINN variant's
@@ -34,6 +35,7 @@ VARIANTS = {
     "decay": ["solver.final_lr_fraction=0.1", "solver.phi_output_lr_scale=1.0"],
     "constant": ["solver.final_lr_fraction=1.0", "solver.phi_output_lr_scale=5.0"],
     "constant-half-points": ["solver.final_lr_fraction=1.0", "solver.phi_output_lr_scale=5.0", "solver.points=4096"],
+    "constant-sigma-x2": ["solver.final_lr_fraction=1.0", "solver.phi_output_lr_scale=5.0", "network.fourier_scale=10.0"],
 }
 
 

@@ -214,3 +214,70 @@ def test_a_held_layer_of_varying_thickness_carries_the_uniform_damage():
     phi = model.phi.numpy()[solver.mesh.node_dof >= 0]
     assert np.allclose(phi, w_pos / (w_pos + G / (2 * s)), atol=1e-6)
     assert np.ptp(solver.c) > 1.0
+
+
+# ----------------------------------------------------------------------------- η following h
+
+
+def sheared_dish(extra=()):
+    """The physical dish with its bond 100× stiffer and the layer's own shear in series: η(x) falls
+    from the rim (h = h_ref) to the centre (h = 3 h_ref)."""
+    return load_scenario(DISH, ["solver.backend=fem", "material.substrate={kind: interface, stiffness: 6.0e9, "
+                                "layer_shear: true}", *extra])
+
+
+def test_the_substrate_factor_follows_the_thickness_as_the_series_law_says():
+    from vefrac import layer
+
+    scn = sheared_dish()
+    problem = build_problem(scn)
+    E, nu, h_ref = 2.0e6, 0.25, 2.0e-3
+    own = 3 * E / (2 * (1 + nu)) / h_ref
+    assert scn.material.substrate_stiffness == pytest.approx(1 / (1 / 6.0e9 + 1 / own), rel=1e-14)
+    a = 6.0e9 / own
+    x = torch.tensor([[0.0, 0.0], [0.05, 0.0]], dtype=torch.float64)  # centre (h = 3 h_ref), rim (h_ref)
+    q = problem.substrate_factor(x)
+    assert float(q[0]) == pytest.approx((1 + a) / (1 + 3 * a), rel=1e-12) and float(q[1]) == pytest.approx(1.0, rel=1e-12)
+    # η(x) itself: the series law at the local thickness
+    assert float(q[0]) * scn.material.substrate_stiffness == pytest.approx(
+        layer.coupled_stiffness(6.0e9, own / 3), rel=1e-12)
+    assert build_problem(load_scenario(DISH)).substrate_factor is None  # the bond alone: η uniform
+    uniform = load_scenario(DISH, ["material.thickness={kind: constant, value: 2.0e-3}",
+                                   "material.substrate={kind: interface, stiffness: 6.0e9, layer_shear: true}"])
+    assert build_problem(uniform).substrate_factor is None  # uniform h: one η, no factor
+
+
+def test_fem_and_pinn_substrate_energies_agree_where_eta_follows_the_thickness():
+    solver, model = staggered(sheared_dish())
+    U, P = smooth_state(solver, model, seed=4)
+    eps = 0.04
+    fem_terms = solver.energy(U, P, eps)
+    x = torch.as_tensor(solver.mesh.points.reshape(-1, 2))
+    dens = energy_terms(solver.problem, model, x, x.new_full((x.shape[0],), eps))
+    for key in ("elastic", "surface", "substrate"):
+        assert float(dens[key].sum()) * solver.w == pytest.approx(fem_terms[key], rel=1e-10), key
+    assert solver.q.min() < 0.5 and solver.q.max() == pytest.approx(1.0, abs=0.05)
+    plain, _ = staggered(load_scenario(DISH, ["solver.backend=fem", "material.substrate={kind: interface, "
+                                              "stiffness: 6.0e9, layer_shear: false}"]))
+    # the same η at the rim; smaller inside, so the weighted term is smaller than the bond's alone
+    assert fem_terms["substrate"] < plain.energy(U, P, eps)["substrate"] * (
+        solver.ph.eta / plain.ph.eta)
+    # the u-step's residual is the derivative of the energy with q(x) ≠ 1
+    g = solver._g(P[solver.mesh.elements] @ solver.N.T)
+    energy, residual, _ = solver._u_terms(U, g, eps, tangent=True)
+    direction = np.random.default_rng(1).normal(size=U.size)
+    step = 1e-9
+    fd = (solver._u_terms(U + step * direction, g, eps, tangent=False)[0]
+          - solver._u_terms(U - step * direction, g, eps, tangent=False)[0]) / (2 * step)
+    assert np.dot(residual, direction) == pytest.approx(fd, rel=1e-5)
+
+
+def test_the_u_step_converges_with_the_per_element_substrate_blocks():
+    """Newton with the assembled tangent (per-element substrate blocks) converges as fast as with a
+    uniform η: the tangent is the energy's."""
+    for scn in (sheared_dish(), load_scenario(DISH, ["solver.backend=fem"])):
+        solver, _ = staggered(scn)
+        n = solver.mesh.n_dofs
+        U, iterations, ok = solver.u_step(np.zeros(2 * n), np.zeros(n), 0.03)
+        assert ok and iterations <= 6, iterations
+        assert np.abs(U).max() > 0  # the free rim pulls in

@@ -100,10 +100,12 @@ class Physics:
 
 def energy_densities(physics: Physics, *, u: torch.Tensor, grad_u: torch.Tensor, phi: torch.Tensor | None,
                      grad_phi: torch.Tensor | None, G: torch.Tensor | None, eps_s,
-                     stiffness: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                     stiffness: torch.Tensor | None = None,
+                     substrate_factor: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Every energy density at N points: 'elastic', 'surface', 'substrate', each (N,).
 
-    stiffness: (N,) factor c(x) on λ and μ (a layer of varying thickness); None: 1."""
+    stiffness: (N,) factor c(x) on λ and μ (a layer of varying thickness); None: 1.
+    substrate_factor: (N,) factor q(x) on η (Problem.substrate_factor); None: 1."""
     w_pos, w_neg = split_energy(elastic_strain(grad_u, eps_s), lam=physics.lam, mu=physics.mu,
                                 split=physics.split)
     if stiffness is not None:  # W is linear in (λ, μ): scaling both scales W+ and W−
@@ -113,4 +115,7 @@ def energy_densities(physics: Physics, *, u: torch.Tensor, grad_u: torch.Tensor,
         surface = surface_density(phi, grad_phi, G, s=physics.s, model=physics.model)
     else:
         elastic, surface = w_pos + w_neg, torch.zeros_like(w_pos)
-    return {"elastic": elastic, "surface": surface, "substrate": substrate_density(u, eta=physics.eta)}
+    substrate = substrate_density(u, eta=physics.eta)
+    if substrate_factor is not None:
+        substrate = substrate_factor * substrate
+    return {"elastic": elastic, "surface": surface, "substrate": substrate}

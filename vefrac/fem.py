@@ -128,6 +128,13 @@ class Staggered:
         if problem.stiffness is not None:
             with torch.no_grad():
                 self.c = problem.stiffness(self.gauss_points).double().cpu().numpy().reshape(-1, 4)
+        # q(x) = η(x)/η at the Gauss points where η follows the thickness: per-element substrate blocks
+        self.q: np.ndarray | float = 1.0
+        if problem.substrate_factor is not None:
+            with torch.no_grad():
+                self.q = problem.substrate_factor(self.gauss_points).double().cpu().numpy().reshape(-1, 4)
+            blocks = ph.eta * self.w * np.einsum("eq,qa,qb->eab", self.q, n, n)  # (E, 4, 4)
+            self.substrate = np.einsum("eab,ij->eaibj", blocks, np.eye(2)).reshape(-1, 8, 8)
         if ph.fracture:
             self.phi_pattern = SparsityPattern(m.elements, m.n_dofs)
             self.refresh_toughness()
@@ -174,6 +181,10 @@ class Staggered:
                     grad_u[..., 0, 1] + grad_u[..., 1, 0] + 2 * eps_s[..., 2])
         return (grad_u[..., 0, 0] + eps_s, grad_u[..., 1, 1] + eps_s, grad_u[..., 0, 1] + grad_u[..., 1, 0])
 
+    def _weighted_square(self, u: np.ndarray) -> float:
+        """Σ q|u|² over the Gauss points (q = η(x)/η; a plain Σ|u|² where η is uniform)."""
+        return (u**2).sum() if np.ndim(self.q) == 0 else (self.q * (u**2).sum(-1)).sum()
+
     def _g(self, phi):
         return 1.0 if phi is None else (1 - phi) ** 2 + self.ph.k_res
 
@@ -183,7 +194,7 @@ class Staggered:
         u, grad_u, phi, grad_phi = self._at_points(U, Phi)
         w_pos, w_neg = split_densities(*self._strain(grad_u, eps_s), lam=ph.lam, mu=ph.mu, split=ph.split)
         out = {"elastic": self.w * float((self.c * (self._g(phi) * w_pos + w_neg)).sum()),
-               "substrate": self.w * float(0.5 * ph.eta * (u**2).sum())}
+               "substrate": self.w * float(0.5 * ph.eta * self._weighted_square(u))}
         surface = 0.0
         if Phi is not None:  # energy.surface_density, in numpy
             g2 = (grad_phi**2).sum(-1)
@@ -209,7 +220,7 @@ class Staggered:
                 return U, it, True
             if it == max_newton:
                 break
-            K = self.u_pattern.assemble(C.reshape(len(C), 36) @ self.BB + self.substrate.ravel())
+            K = self.u_pattern.assemble(C.reshape(len(C), 36) @ self.BB + self.substrate.reshape(-1, 64))
             # the linear residual a tenth of the Newton loop's own stopping residual
             step = self.u_solver.solve(K, -residual, atol=1e-11 * scale)
             slope = np.dot(residual, step)
@@ -230,14 +241,15 @@ class Staggered:
         u, grad_u, _, _ = self._at_points(U, None)
         exx, eyy, gam = self._strain(grad_u, eps_s)
         w_pos, w_neg = split_densities(exx, eyy, gam, lam=ph.lam, mu=ph.mu, split=ph.split)
-        energy = self.w * ((self.c * (g * w_pos + w_neg)).sum() + 0.5 * ph.eta * (u**2).sum())
+        energy = self.w * ((self.c * (g * w_pos + w_neg)).sum() + 0.5 * ph.eta * self._weighted_square(u))
         if not tangent:
             return energy, None, None
         stress, C = stress_tangent(exx, eyy, gam, g, lam=ph.lam, mu=ph.mu, split=ph.split)
         if self.problem.stiffness is not None:  # ψ = c (g W+ + W−): stress and tangent scale with c
             stress, C = self.c[..., None] * stress, self.c[..., None, None] * C
         ue = U[self.udofs]
-        re = stress.reshape(len(stress), 12) @ (self.w * self.B.reshape(12, 8)) + ue @ self.substrate
+        substrate = ue @ self.substrate if self.substrate.ndim == 2 else np.einsum("ea,eab->eb", ue, self.substrate)
+        re = stress.reshape(len(stress), 12) @ (self.w * self.B.reshape(12, 8)) + substrate
         residual = np.bincount(self.udofs.ravel(), weights=re.ravel(), minlength=U.size)
         return energy, residual, C
 

@@ -31,29 +31,57 @@ class _Strict(BaseModel):
 
 
 class InterfaceSubstrate(_Strict):
-    """A bond of stiffness k: traction = k u (force per area per length)."""
+    """A bond of stiffness k: traction = k u (force per area per length).
+    layer_shear: the layer's own shear through its thickness in series with the bond (see
+    `layer_shear_stiffness`)."""
 
     kind: Literal["interface"]
     stiffness: PositiveFloat
+    layer_shear: bool = False
 
 
 class ShearLagSubstrate(_Strict):
     """A thin compliant bonding layer (or substrate skin) sheared through its thickness:
-    traction = μb u / hb."""
+    traction = μb u / hb. layer_shear: as for the interface."""
 
     kind: Literal["shear_lag"]
     shear_modulus: PositiveFloat
     thickness: PositiveFloat
+    layer_shear: bool = False
 
 
 Substrate = Annotated[Union[InterfaceSubstrate, ShearLagSubstrate], Field(discriminator="kind")]
 
 
 def substrate_stiffness(substrate: InterfaceSubstrate | ShearLagSubstrate) -> float:
-    """η, the foundation stiffness per unit area of the layer."""
+    """η of the bond alone, the foundation stiffness per unit area of the layer."""
     if isinstance(substrate, InterfaceSubstrate):
         return substrate.stiffness
     return substrate.shear_modulus / substrate.thickness
+
+
+def layer_shear_stiffness(young_modulus: float, poisson_ratio: float, thickness: float) -> float:
+    """3μ/h: the stiffness per area of a layer of thickness h held at its base, dragged in-plane
+    by its mean displacement ū (shear modulus μ = E/(2(1 + ν))). With u(z) = u_top (2z/h − z²/h²)
+    (no shear stress at the free top), ū = 2u_top/3 and the shear energy ∫ μ/2 (du/dz)² dz =
+    2μ u_top²/(3h) = (3μ/h) ū²/2."""
+    return 3 * young_modulus / (2 * (1 + poisson_ratio)) / thickness
+
+
+def coupled_stiffness(bond: float, layer: float) -> float:
+    """The bond and the layer's own shear in series: 1/η = 1/η_bond + 1/η_layer."""
+    return 1.0 / (1.0 / bond + 1.0 / layer)
+
+
+def layer_shear_ratio(mat) -> float | None:
+    """a = η_bond / η_layer(h_ref) of a validated physical material with substrate.layer_shear,
+    else None: η(x)/η(h_ref) = (1 + a)/(1 + a c(x)) with c = h/h_ref (the layer's shear
+    stiffness 3μ/h falls as it thickens, so thicker parts hold less firmly to the floor)."""
+    sub = getattr(mat, "substrate", None)
+    if sub is None or not sub.layer_shear:
+        return None
+    return substrate_stiffness(sub) / layer_shear_stiffness(mat.young_modulus, mat.poisson_ratio,
+                                                            reference_thickness(mat.thickness))
 
 
 # ----------------------------------------------------------------------------- thickness
@@ -163,9 +191,12 @@ def reduce_material(mat):
     if missing:
         raise ValueError(f"the physical form (material.{given[0]} given) needs {named(missing)} too; or give "
                          f"the layer per area ({', '.join(PER_AREA_KEYS)}) without {named(given)}")
-    lam, mu = plane_stress_per_area(mat.young_modulus, mat.poisson_ratio, reference_thickness(mat.thickness))
-    return mat.model_copy(update={"lame_lambda": lam, "lame_mu": mu,
-                                  "substrate_stiffness": substrate_stiffness(mat.substrate)})
+    h_ref = reference_thickness(mat.thickness)
+    lam, mu = plane_stress_per_area(mat.young_modulus, mat.poisson_ratio, h_ref)
+    eta = substrate_stiffness(mat.substrate)
+    if mat.substrate.layer_shear:  # η at h_ref; a thickness field varies it (layer_shear_ratio)
+        eta = coupled_stiffness(eta, layer_shear_stiffness(mat.young_modulus, mat.poisson_ratio, h_ref))
+    return mat.model_copy(update={"lame_lambda": lam, "lame_mu": mu, "substrate_stiffness": eta})
 
 
 def toughness_from_fracture_energy(scn):

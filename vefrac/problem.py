@@ -17,7 +17,7 @@ from .energy import Physics
 from .fields import build_toughness
 from .geometry import Domain, build_domain
 from .shrinkage import ShrinkageField
-from .thickness import ThickToughness, build_stiffness
+from .thickness import ThickToughness, build_stiffness, build_substrate_factor
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,8 @@ class Problem:
 
     stiffness: c(x) = h(x)/h_ref, (N, 2) -> (N,), the factor on λ and μ (W+ and W−) where the
     layer's thickness varies (vefrac/thickness.py); None: 1 everywhere. G(x) carries it already.
+    substrate_factor: q(x) = η(x)/η, the factor on the substrate term where the bond is in series
+    with the layer's own shear through a varying thickness (thickness.SubstrateFactor); None: 1.
     """
 
     physics: Physics
@@ -35,6 +37,7 @@ class Problem:
     rate: float
     t_end: float
     stiffness: nn.Module | None = None
+    substrate_factor: nn.Module | None = None
     shrinkage: ShrinkageField | None = field(default=None, compare=False)
 
     @property
@@ -79,4 +82,5 @@ def build_problem(scn: config.Scenario, *, toughness: nn.Module | None = None) -
         toughness = HealedToughness(toughness, healing_grid(domain, s=fr.length_scale))
     return Problem(physics=physics, domain=domain, toughness=toughness,
                    rate=scn.shrinkage.rate, t_end=scn.shrinkage.t_end, stiffness=stiffness,
+                   substrate_factor=build_substrate_factor(mat, stiffness),
                    shrinkage=ShrinkageField(scn.shrinkage, domain))

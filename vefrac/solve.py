@@ -62,8 +62,10 @@ def energy_terms(problem: Problem, model, x: torch.Tensor, t: torch.Tensor) -> d
     u, grad_u, phi, grad_phi = (model.fields if hasattr(model, "fields") else model)(x, t)
     G = problem.toughness(x) if phi is not None else None
     stiffness = problem.stiffness(x) if problem.stiffness is not None else None
+    factor = problem.substrate_factor(x) if problem.substrate_factor is not None else None
     dens = energy_densities(problem.physics, u=u, grad_u=grad_u, phi=phi, grad_phi=grad_phi,
-                            G=G, eps_s=problem.shrinkage_strain(x, t), stiffness=stiffness)
+                            G=G, eps_s=problem.shrinkage_strain(x, t), stiffness=stiffness,
+                            substrate_factor=factor)
     return dens | {"u": u, "grad_u": grad_u, "phi": phi, "grad_phi": grad_phi, "G": G}
 
 

@@ -115,6 +115,26 @@ def build_stiffness(material: config.Material, domain: Domain, *, seed: int) -> 
     return RelativeThickness(build_thickness(spec, domain, seed=seed), reference=layer.reference_thickness(spec))
 
 
+class SubstrateFactor(nn.Module):
+    """q(x) = η(x)/η(h_ref) = (1 + a)/(1 + a c(x)) for a bond in series with the layer's own shear
+    (material.substrate.layer_shear; a = layer.layer_shear_ratio), c = h/h_ref. (N, 2) -> (N,)."""
+
+    def __init__(self, stiffness: nn.Module, *, ratio: float):
+        super().__init__()
+        self.stiffness, self.ratio = stiffness, ratio
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (1 + self.ratio) / (1 + self.ratio * self.stiffness(x))
+
+
+def build_substrate_factor(material: config.Material, stiffness: nn.Module | None) -> SubstrateFactor | None:
+    """The factor on η where it follows the thickness (layer_shear with a varying h); else None."""
+    ratio = layer.layer_shear_ratio(material)
+    if ratio is None or stiffness is None:
+        return None
+    return SubstrateFactor(stiffness, ratio=ratio)
+
+
 @torch.no_grad()
 def thickness_range(stiffness: nn.Module | None, domain: Domain, *, reference: float,
                     resolution: int = 128) -> tuple[float, float]:
@@ -157,8 +177,11 @@ def derived_lines(scn: config.Scenario) -> list[str]:
     if stiffness is not None:
         lo, hi = thickness_range(stiffness, build_domain(scn.domain), reference=h_ref)
         c_lo, c_hi = lo / h_ref, hi / h_ref
+        a = layer.layer_shear_ratio(mat) or 0.0  # η(x)/η(h_ref) = (1 + a)/(1 + a c): ℓe ∝ sqrt(c/q)
+        ell = lambda c: n['elastic_length'] * (c * (1 + a * c) / (1 + a)) ** 0.5  # noqa: E731
         lines.append(f"  thickness over the domain: {lo:.4g} to {hi:.4g} (h/h_ref {c_lo:.3g} to {c_hi:.3g}): "
-                     f"elastic length {n['elastic_length'] * c_lo**0.5:.4g} to {n['elastic_length'] * c_hi**0.5:.4g}, "
-                     f"Griffith eps_s {n['griffith_strain'] * c_hi**-0.25:.4g} (thickest) to "
-                     f"{n['griffith_strain'] * c_lo**-0.25:.4g}; the strength does not depend on h")
+                     f"elastic length {ell(c_lo):.4g} to {ell(c_hi):.4g}, "
+                     f"Griffith eps_s {n['griffith_strain'] * (ell(c_hi) / n['elastic_length'])**-0.5:.4g} "
+                     f"(thickest) to {n['griffith_strain'] * (ell(c_lo) / n['elastic_length'])**-0.5:.4g}; "
+                     f"the strength does not depend on h")
     return lines
