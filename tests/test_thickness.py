@@ -160,19 +160,25 @@ def test_a_rigid_motion_stores_no_energy_on_a_varying_thickness():
     assert dens["elastic"].abs().max() < 1e-25
 
 
+def assert_backends_agree(solver, model, *, seed: int, eps: float = 0.04):
+    """A smooth Q1 state's energy terms by the FEM's numpy energy and by the PINN's torch energy
+    (solve.energy_terms at the Gauss points) agree to round-off. Returns (U, P, eps, FEM terms)."""
+    U, P = smooth_state(solver, model, seed=seed)
+    fem_terms = solver.energy(U, P, eps)
+    x = torch.as_tensor(solver.mesh.points.reshape(-1, 2))
+    dens = energy_terms(solver.problem, model, x, x.new_full((x.shape[0],), eps))
+    for key in ("elastic", "surface", "substrate"):
+        assert float(dens[key].sum()) * solver.w == pytest.approx(fem_terms[key], rel=1e-10), key
+    return U, P, eps, fem_terms
+
+
 @pytest.mark.parametrize("split", ["amor", "spectral", "none"])
 def test_fem_and_pinn_energy_densities_agree_on_a_given_field_with_varying_thickness(split):
     """The same Q1 field integrated by the FEM's numpy energy and by the PINN's torch energy
     (solve.energy_terms at the Gauss points): equal to round-off, with c(x) ≠ 1."""
     solver, model = staggered(dish([f"material.split={split}",
                                     "fracture.toughness={kind: lognormal, mean: 1.0e-3, cv: 0.5}"]))
-    U, P = smooth_state(solver, model, seed=3)
-    eps = 0.04
-    fem_terms = solver.energy(U, P, eps)
-    x = torch.as_tensor(solver.mesh.points.reshape(-1, 2))
-    dens = energy_terms(solver.problem, model, x, x.new_full((x.shape[0],), eps))
-    for key in ("elastic", "surface", "substrate"):
-        assert float(dens[key].sum()) * solver.w == pytest.approx(fem_terms[key], rel=1e-10), key
+    U, P, eps, fem_terms = assert_backends_agree(solver, model, seed=3)
     plain = staggered(load_scenario(SQUARE, SMALL + [f"material.split={split}",
                                                      "fracture.toughness={kind: lognormal, mean: 1.0e-3, cv: 0.5}"]))
     smooth_state(*plain, seed=3)
@@ -249,13 +255,7 @@ def test_the_substrate_factor_follows_the_thickness_as_the_series_law_says():
 
 def test_fem_and_pinn_substrate_energies_agree_where_eta_follows_the_thickness():
     solver, model = staggered(sheared_dish())
-    U, P = smooth_state(solver, model, seed=4)
-    eps = 0.04
-    fem_terms = solver.energy(U, P, eps)
-    x = torch.as_tensor(solver.mesh.points.reshape(-1, 2))
-    dens = energy_terms(solver.problem, model, x, x.new_full((x.shape[0],), eps))
-    for key in ("elastic", "surface", "substrate"):
-        assert float(dens[key].sum()) * solver.w == pytest.approx(fem_terms[key], rel=1e-10), key
+    U, P, eps, fem_terms = assert_backends_agree(solver, model, seed=4)
     assert solver.q.min() < 0.5 and solver.q.max() == pytest.approx(1.0, abs=0.05)
     plain, _ = staggered(load_scenario(DISH, ["solver.backend=fem", "material.substrate={kind: interface, "
                                               "stiffness: 6.0e9, layer_shear: false}"]))
