@@ -15,7 +15,7 @@ from PIL import Image
 from scipy import optimize
 
 from readback import assert_run_outputs
-from vefrac import analysis, cli, inverse
+from vefrac import analysis, api, cli, inverse
 from vefrac.energy import Physics, crack_length_density, energy_densities
 from vefrac.geometry import Grid
 
@@ -161,11 +161,13 @@ def test_invert_writes_every_output(tmp_path):
     assert "invert:" in (out / "config.yaml").read_text()
 
 
-def test_invert_resumed_after_an_interruption_repeats_the_uninterrupted_one(tmp_path, monkeypatch):
+@pytest.mark.parametrize("warm", [[], ["invert.warm_forward=0.5"]], ids=["cold", "warm-forward"])
+def test_invert_resumed_after_an_interruption_repeats_the_uninterrupted_one(tmp_path, monkeypatch, warm):
     """Every random draw follows the seed (the network unknown's regression points included), and the
-    checkpoint holds everything else: interrupted and resumed, the inversion is the same, bit for bit."""
+    checkpoint holds everything else (the warm start's networks too): interrupted and resumed, the
+    inversion is the same, bit for bit."""
     image = _crack_picture(tmp_path / "cracks.png")
-    sets = _sets(SMALL + ["invert.unknown=network"])  # the grid unknown draws nothing
+    sets = _sets(SMALL + ["invert.unknown=network"] + warm)  # the grid unknown draws nothing
     whole, out = tmp_path / "whole", tmp_path / "inv"
     assert cli.main(["invert", SQUARE, "--image", str(image), "--out", str(whole), "--quiet", *sets]) == 0
     args = ["invert", SQUARE, "--image", str(image), "--out", str(out), "--quiet", *sets]
@@ -251,3 +253,37 @@ def test_log_toughness_follows_a_smooth_target(kind):
     other = inverse.LogToughness(scn.invert, grid=grid, domain=domain, g0=math.log(1e-3), s=0.02, seed=1)
     other.load(saved)
     assert np.allclose(other.on_grid(), unknown.on_grid())
+
+
+def test_warm_forward_starts_each_step_from_the_previous_runs_networks(tmp_path):
+    """invert.warm_forward: a load step given networks starts from them (not from the previous step's),
+    with the φ increment reset to phi_bias all the same, and the inversion counts the shorter budget
+    of warm runs."""
+    from vefrac.runner import Run
+
+    OUTPUT = {("phi_net", "last"), ("phi_net", "last_bias")}  # the φ-net's output layer
+    scn = api.load_scenario(SQUARE, SMALL)
+    first = Run(scn, None, device=torch.device("cpu"), log=lambda line: None)
+    first.solver.record_networks = True
+    first.execute()
+    ended = first.solver.step_networks
+    assert len(ended) == scn.solver.load_steps
+    still = scn.model_copy(update={"solver": scn.solver.model_copy(update={"learning_rate": 1e-12})})
+    for warm, same in ((ended, True), (None, False)):
+        run = Run(still, None, device=torch.device("cpu"), log=lambda line: None)
+        run.solver.warm_start, run.solver.record_networks = warm, True
+        run.execute()
+        for t, nets in run.solver.step_networks.items():  # a rate of 1e-12 leaves each step where it began
+            close = all(torch.allclose(nets[name][key], ended[t][name][key], atol=1e-6)
+                        for name in nets for key in nets[name] if (name, key) not in OUTPUT)
+            assert close == same, (t, warm is None)
+            assert torch.all(nets["phi_net"]["last"].abs() < 1e-6)  # the increment starts afresh
+            assert torch.allclose(nets["phi_net"]["last_bias"], torch.tensor(scn.solver.phi_bias), atol=1e-6)
+
+    image = _crack_picture(tmp_path / "cracks.png")
+    out = tmp_path / "inv"
+    assert cli.main(["invert", SQUARE, "--image", str(image), "--out", str(out), "--quiet",
+                     *_sets(SMALL + ["invert.warm_forward=0.5"])]) == 0
+    # cold forward 6 + 4, warm 3 + 2, assimilation 8 + 8 // 4, and the final forward run, of the best
+    # iterate's G, warm from that iterate's networks (one seed): 3 + 2
+    assert json.loads((out / "summary.json").read_text())["inversion"]["iterations"] == 10 + 5 + 10 + 5

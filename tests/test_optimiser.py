@@ -45,3 +45,31 @@ def test_output_layer_takes_its_own_rate():
     assert float(out1.max()) <= lr * (1 + 1e-5)
     torch.testing.assert_close(out5[clear], 5 * out1[clear], rtol=1e-3, atol=0)
     torch.testing.assert_close(u5, u1)  # the other parameters are untouched by the scale
+
+
+def test_auto_step_settings_follow_the_time_mode_and_fracture():
+    from vefrac.schema import STEP_SETTINGS
+
+    plain = {"solver.points": 256}
+    load = api.load_scenario(SQUARE, plain).solver
+    space = api.load_scenario(SQUARE, plain | {"solver.time": "space_time"}).solver
+    assert (load.final_lr_fraction, load.phi_output_lr_scale) == (1.0, 5.0)
+    assert (space.final_lr_fraction, space.phi_output_lr_scale) == (0.1, 1.0)
+    elastic = api.load_scenario(SQUARE, plain | {"fracture.enabled": False}).solver  # decays to a precise minimum
+    assert (elastic.final_lr_fraction, elastic.phi_output_lr_scale) == (0.1, 1.0)
+    assert STEP_SETTINGS["localising"] == {"final_lr_fraction": 1.0, "phi_output_lr_scale": 5.0}
+    given = api.load_scenario(SQUARE, plain | {"solver.time": "space_time", "solver.final_lr_fraction": 0.5}).solver
+    assert (given.final_lr_fraction, given.phi_output_lr_scale) == (0.5, 1.0)  # a given value wins
+    # with load stepping the output layer is a group of its own at 5× the rate
+    run = Run(api.load_scenario(SQUARE, SMALL | {"solver.phi_output_lr_scale": "auto"}), None,
+              device=torch.device("cpu"), log=lambda line: None)
+    assert sorted(g["scale"] for g in run.trainer.param_groups()) == [1.0, 5.0]
+
+
+def test_bad_step_settings_name_the_key(tmp_path):
+    import pytest
+    from vefrac.errors import InputError
+
+    for key, value in (("final_lr_fraction", 0), ("final_lr_fraction", 1.5), ("phi_output_lr_scale", "fast")):
+        with pytest.raises(InputError, match=f"solver.{key}.*'auto'"):
+            api.load_scenario(SQUARE, {f"solver.{key}": value})

@@ -85,6 +85,7 @@ class InversionState:
     iteration: int = 0  # outer iterations done for this seed
     unknown: dict | None = None
     assimilated: list | None = None  # per frame: the assimilated state's model weights (warm start)
+    forward_networks: dict | None = None  # invert.warm_forward: the last forward run's networks per load step
     best: dict | None = None  # {"overlap", "misfit", "iteration", "unknown", "log_G"}
     scale: float | None = None  # the gradient's normalisation, fixed at the seed's first iteration
     results: list = field(default_factory=list)  # per finished seed: its best iterate (log G on the grid)
@@ -142,24 +143,45 @@ class Inversion:
 
     # ------------------------------------------------------------------ planning
 
-    def forward_iterations(self) -> int:
-        return planned_iterations(self.forward_scn.model_copy(update={"output": self.scn.output.model_copy(
-            update={"snapshots": 2})}))
+    def forward_iterations(self, fraction: float | None = None) -> int:
+        """Adam iterations of one forward run: cold, or warm-started at `fraction` of each step's."""
+        return planned_iterations(self._forward_scenario(self.scn.seed, snapshots=2, fraction=fraction))
 
     def planned_iterations(self) -> int:
         inv = self.scn.invert
         assim = inv.assimilation_iterations + (inv.outer_iterations - 1) * max(1, inv.assimilation_iterations // 4)
-        return inv.seeds * (inv.outer_iterations * self.forward_iterations() + assim) + self.forward_iterations()
+        warm = self.forward_iterations(inv.warm_forward)
+        forward = self.forward_iterations() + (inv.outer_iterations - 1) * warm
+        return inv.seeds * (forward + assim) + (warm if inv.seeds == 1 else self.forward_iterations())
+
+    def _forward_scenario(self, seed: int, *, snapshots: int | None, fraction: float | None) -> config.Scenario:
+        """The forward run's scenario: `snapshots` (None: the scenario's own), and `fraction` of each
+        load step's Adam iterations (None: all of them)."""
+        scn = self.forward_scn.model_copy(update={"seed": seed})
+        if snapshots is not None:
+            scn = scn.model_copy(update={"output": scn.output.model_copy(update={"snapshots": snapshots})})
+        if fraction is not None:
+            solver = scn.solver
+            scn = scn.model_copy(update={"solver": solver.model_copy(update={
+                "iterations": max(1, round(fraction * solver.iterations)),
+                "first_step_iterations": max(1, round(fraction * solver.first_step_iterations))})})
+        return scn
 
     # ------------------------------------------------------------------ pieces
 
-    def _forward(self, unknown: LogToughness, seed: int, *, out: Path | None = None) -> Run:
+    def _forward(self, unknown: LogToughness, seed: int, *, out: Path | None = None,
+                 warm: bool | dict = False) -> Run:
         """A forward run with the current G: in memory, with the end points only (out None; a
         time-lapse: the frames' times only), or every snapshot and picture into the folder `out`
-        (the final run; a time-lapse: the frames' times among the snapshots)."""
-        scn = self.forward_scn.model_copy(update={"seed": seed})
-        if out is None:
-            scn = scn.model_copy(update={"output": scn.output.model_copy(update={"snapshots": 2})})
+        (the final run; a time-lapse: the frames' times among the snapshots).
+
+        warm (with invert.warm_forward): True, each load step starts from the networks the seed's
+        previous forward run ended that step with, for invert.warm_forward of its Adam iterations
+        (the first forward run of a seed has none and runs cold), and the networks are kept for the
+        next; or those networks (per step time) to start from. A step without any runs cold, in full."""
+        fraction = self.scn.invert.warm_forward if warm is not False else None
+        start = (self.state.forward_networks if warm is True else warm) if fraction is not None else None
+        scn = self._forward_scenario(seed, snapshots=2 if out is None else None, fraction=None)
         base = self.counter[0]
 
         def progress(count, terms):
@@ -170,7 +192,11 @@ class Inversion:
         if len(self.times) > 1:  # every frame's time is a load step (check_frames)
             run.snapshot_times = self.times if out is None else \
                 snapshot_times(self.problem.t_end, scn.output.snapshots, self.times)
+        if fraction is not None:
+            run.solver.warm_start, run.solver.warm_fraction, run.solver.record_networks = start, fraction, True
         run.execute()
+        if fraction is not None and out is None:
+            self.state.forward_networks = run.solver.step_networks
         self.counter[0] = base + run.solver.iterations
         return run
 
@@ -264,7 +290,7 @@ class Inversion:
         material = self.observed.material
         while st.iteration < inv.outer_iterations:
             k = st.iteration + 1
-            run = self._forward(unknown, seed)
+            run = self._forward(unknown, seed, warm=True)
             free = self._free_states(run)
             assims = [self._assimilate(unknown, seed, j) for j in range(len(self.times))]
             overlaps = [self._overlap(arrays["phi"], j) for j, (arrays, _) in enumerate(free)]
@@ -284,7 +310,7 @@ class Inversion:
             better = st.best is None or (row["overlap"], -row["misfit"]) > (st.best["overlap"], -st.best["misfit"])
             if better:
                 st.best = {"overlap": row["overlap"], "misfit": row["misfit"], "iteration": k,
-                           "unknown": unknown.state(), "log_G": g}
+                           "unknown": unknown.state(), "log_G": g, "networks": st.forward_networks}
             c_assimilated = sum(a["c"] for a in assims)  # the gap's gradient sums over the frames
             c_free = sum(arrays["crack_length_density"] for arrays, _ in free)
             if st.scale is None:  # a full step where the picture's cracks are, once smoothed
@@ -299,8 +325,9 @@ class Inversion:
                      f"{row['overlap']:.3f} (precision {row['precision']:.2f}, recall {row['recall']:.2f}), "
                      f"misfit {row['misfit']:.4f}, mean G {row['mean_G']:.3g}, std log G {row['std_log_G']:.3f}")
             self._checkpoint()
-        st.results.append({k: st.best[k] for k in ("log_G", "overlap", "misfit", "iteration")})
+        st.results.append({k: st.best.get(k) for k in ("log_G", "overlap", "misfit", "iteration", "networks")})
         st.seed_index, st.iteration, st.unknown, st.assimilated, st.best, st.scale = index + 1, 0, None, None, None, None
+        st.forward_networks = None
         self._checkpoint()
 
     # ------------------------------------------------------------------ the whole job
@@ -322,7 +349,10 @@ class Inversion:
             def field(self_inner):
                 return g_field
 
-        run = self._forward(Fixed(), self.scn.seed, out=self.out)
+        # one seed: the inferred G is its best iterate's, whose forward run's networks (warm_forward)
+        # are a valid start for the same G; several seeds average theirs, and it runs cold
+        best = self.state.results[0].get("networks") if len(self.state.results) == 1 else None
+        run = self._forward(Fixed(), self.scn.seed, out=self.out, warm=best if best is not None else False)
         return self._finish(run, log_g, log_std)
 
     def _finish(self, run: Run, log_g: np.ndarray, log_std: np.ndarray | None) -> dict:

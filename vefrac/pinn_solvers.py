@@ -113,21 +113,50 @@ class LoadStepping(PinnSolver):
         # adaptive load steps measure the crack length on a grid of two points per s
         self.check_grid = problem.domain.grid(max(16, math.ceil(2 * problem.domain.length / problem.physics.s)))
         self.export_grid = problem.domain.grid(scn.output.resolution)
+        # warm starts (the inversion's forward runs): networks to start a step from, by its time,
+        # instead of the previous step's with the φ increment reset; and the networks each step
+        # ended with, when `record_networks` is set
+        self.warm_start: dict[float, dict] | None = None
+        self.warm_fraction = 1.0  # the share of a warm-started step's Adam iterations it runs
+        self.record_networks = False
+        self.step_networks: dict[float, dict] = {}
 
     def times(self) -> np.ndarray:
         return self._times
+
+    def _networks(self) -> dict:
+        nets = {"u_net": self.model.u_net}
+        if self.model.phi_net is not None:
+            nets["phi_net"] = self.model.phi_net
+        return nets
+
+    def _start_step(self, t: float) -> bool:
+        """The networks a step starts from: the warm start's for this time if there is one (True),
+        else the previous step's; either way with the φ-net's increment back at phi_bias, so that
+        a warm start offers the other run's features but does not impose its damage (imposing it
+        was measured worse: docs/inverse.md, warm-started forward runs)."""
+        warm = (self.warm_start or {}).get(round(t, 12))
+        if warm is not None:
+            for name, net in self._networks().items():
+                net.load_state_dict(warm[name])
+        if self.model.phi_net is not None:
+            self.model.phi_net.reset_output(self.settings.phi_bias)
+        return warm is not None
 
     def advance(self, t: float, *, checkpoint: Callable[[], None]) -> dict:
         self._use_precision(float(self._times[1]))
         s, st = self.settings, self.state
         first = t == float(self._times[1])
-        if st.iteration == 0 and st.block == 0 and self.model.phi_net is not None:
-            self.model.phi_net.reset_output(s.phi_bias)
+        warm = (self.warm_start or {}).get(round(t, 12)) is not None
+        if st.iteration == 0 and st.block == 0:
+            self._start_step(t)
         started = time.perf_counter()
         change = settled = None
         while True:  # one block of Adam iterations, then (adaptive) more while the cracks still move
             n_iter = (s.first_step_iterations if first else s.iterations) if st.block == 0 \
                 else min(s.iterations, s.max_step_iterations - st.step_iterations)
+            if warm and st.block == 0:
+                n_iter = max(1, round(self.warm_fraction * n_iter))
             self._train(t, n_iter, checkpoint)
             st.step_iterations += n_iter
             if not self.adaptive:
@@ -139,6 +168,9 @@ class LoadStepping(PinnSolver):
                   **({"blocks": st.block, "crack_length_change": change, "settled": settled} if self.adaptive else {}),
                   "seconds": time.perf_counter() - started, **self._losses()}
         st.block, st.step_iterations, st.crack_length, st.iteration = 0, 0, None, 0
+        if self.record_networks:
+            self.step_networks[round(t, 12)] = {name: {k: v.detach().clone() for k, v in net.state_dict().items()}
+                                                for name, net in self._networks().items()}
         return record
 
     def _measure_block(self, t: float) -> tuple[float | None, bool]:

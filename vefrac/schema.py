@@ -201,6 +201,14 @@ class Network(_Strict):
         return v
 
 
+# what "auto" means for Adam's step settings: "localising" for load stepping with fracture (a
+# constant rate, the φ-net's output layer at 5×: each step nearer its minimiser, cracks forming
+# sooner), "converging" for space-time and for runs without fracture (the rate decays to 0.1×
+# for a precise minimum: the elastic strip's closed form is met to 1 % that way, not at a constant rate)
+STEP_SETTINGS = {"localising": {"final_lr_fraction": 1.0, "phi_output_lr_scale": 5.0},
+                 "converging": {"final_lr_fraction": 0.1, "phi_output_lr_scale": 1.0}}
+
+
 class Solver(_Strict):
     backend: Literal["pinn", "fem"] = "pinn"
     time: Literal["load_stepping", "space_time"] = "load_stepping"
@@ -213,10 +221,14 @@ class Solver(_Strict):
     sampling: Literal["stratified", "sobol", "uniform", "importance"] = "stratified"
     importance_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.5  # importance: share of points from q
     learning_rate: PositiveFloat = 2.0e-3
-    final_lr_fraction: Annotated[float, Field(gt=0, le=1)] = 0.1
+    # "auto": resolved by the Scenario (STEP_SETTINGS): with load stepping and fracture Adam's rate
+    # stays constant within a step and the φ-net's output layer takes 5× it (each step ends nearer
+    # its minimiser: docs/benchmarks.md); otherwise the rate decays to 0.1×, the output at 1×
+    final_lr_fraction: Annotated[float, Field(gt=0, le=1)] | Literal["auto"] = Field("auto", validate_default=True)
     lbfgs_iterations: Annotated[int, Field(ge=0, le=100000)] = 0
     phi_bias: Annotated[float, Field(le=0)] = -6.0
-    phi_output_lr_scale: Annotated[float, Field(gt=0, le=1000)] = 1.0  # φ-net's last layer: lr × this
+    # the φ-net's last layer: lr × this ("auto": see final_lr_fraction)
+    phi_output_lr_scale: Annotated[float, Field(gt=0, le=1000)] | Literal["auto"] = Field("auto", validate_default=True)
     cache_points_per_length: PositiveFloat = 3.0
     threads: Annotated[int, Field(ge=0, le=1024)] = 1
     checkpoint_every: Annotated[int, Field(ge=1)] = 500
@@ -239,6 +251,15 @@ class Solver(_Strict):
             raise ValueError(f"must be a whole number from 64 to {1 << 26}, or 'auto' (got {v!r})")
         return v
 
+    @field_validator("final_lr_fraction", "phi_output_lr_scale", mode="before")
+    @classmethod
+    def _step_settings(cls, v: Any, info: ValidationInfo) -> Any:
+        if v == "auto":  # resolved by the Scenario (_auto_step_settings), which knows about fracture
+            return v
+        top = 1 if info.field_name == "final_lr_fraction" else 1000
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= top:
+            raise ValueError(f"must be a number in (0, {top}], or 'auto' (got {v!r})")
+        return v
 
 
 class Fem(_Strict):
@@ -277,6 +298,15 @@ class Scenario(_Strict):
         if self.material.fracture_energy is not None:  # the mean is derived from it, not given
             out["fracture"]["toughness"].pop("mean", None)
         return out
+
+    @model_validator(mode="after")
+    def _auto_step_settings(self) -> "Scenario":
+        names = [k for k in STEP_SETTINGS["localising"] if getattr(self.solver, k) == "auto"]
+        if names:
+            kind = "localising" if self.solver.time == "load_stepping" and self.fracture.enabled else "converging"
+            resolved = self.solver.model_copy(update={k: STEP_SETTINGS[kind][k] for k in names})
+            object.__setattr__(self, "solver", resolved)  # frozen: set once, while validating
+        return self
 
     @model_validator(mode="after")
     def _patches_not_compiled(self) -> "Scenario":

@@ -94,10 +94,14 @@ class Invert(_Strict):
     seeds: Annotated[int, Field(ge=1, le=100)] = 1
     overlap_tolerance: PositiveFloat = 2.0  # in units of s: how far a crack may be and still match
     displacement: Displacement | None = None  # observed displacements (optional data)
+    # forward runs after a seed's first: each load step starts from the previous outer iteration's
+    # networks at that step and runs this share of its Adam iterations; None: cold, full budget
+    warm_forward: Annotated[float, Field(gt=0, le=1)] | None = None
 
     @model_serializer(mode="wrap")
-    def _as_before(self, handler):  # without displacements: the dump and the hash of older versions
+    def _as_before(self, handler):  # without the newer keys: the dump and the hash of older versions
         out = handler(self)
-        if self.displacement is None:
-            out.pop("displacement", None)
+        for key in ("displacement", "warm_forward"):
+            if getattr(self, key) is None:
+                out.pop(key, None)
         return out
