@@ -202,7 +202,8 @@ class Trainer:
 
     def adam(self, *, t_value: float | None, n_iter: int, state: State,
              checkpoint: Callable[[State], None], counter: list[int]) -> None:
-        """Adam from state.iteration to n_iter with a cosine learning rate schedule.
+        """Adam from state.iteration to n_iter, the rate falling along a cosine to
+        solver.final_lr_fraction of solver.learning_rate (1: constant).
 
         A non-finite energy is caught within `GUARD_EVERY` iterations (the check costs one host
         sync per window, not one per iteration): the run rolls back to the last good state,
