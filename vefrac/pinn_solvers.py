@@ -114,8 +114,8 @@ class LoadStepping(PinnSolver):
         self.check_grid = problem.domain.grid(max(16, math.ceil(2 * problem.domain.length / problem.physics.s)))
         self.export_grid = problem.domain.grid(scn.output.resolution)
         # warm starts (the inversion's forward runs): networks to start a step from, by its time,
-        # instead of the previous step's with the φ increment reset; and the networks each step
-        # ended with, when `record_networks` is set
+        # instead of the previous step's (the φ increment is reset either way); and the networks
+        # each step ended with, when `record_networks` is set
         self.warm_start: dict[float, dict] | None = None
         self.warm_fraction = 1.0  # the share of a warm-started step's Adam iterations it runs
         self.record_networks = False
@@ -130,9 +130,9 @@ class LoadStepping(PinnSolver):
             nets["phi_net"] = self.model.phi_net
         return nets
 
-    def _start_step(self, t: float) -> bool:
-        """The networks a step starts from: the warm start's for this time if there is one (True),
-        else the previous step's; either way with the φ-net's increment back at phi_bias, so that
+    def _start_step(self, t: float) -> None:
+        """The networks a step starts from: the warm start's for this time if there is one, else
+        the previous step's; either way with the φ-net's increment back at phi_bias, so that
         a warm start offers the other run's features but does not impose its damage (imposing it
         was measured worse: docs/inverse.md, warm-started forward runs)."""
         warm = (self.warm_start or {}).get(round(t, 12))
@@ -141,7 +141,6 @@ class LoadStepping(PinnSolver):
                 net.load_state_dict(warm[name])
         if self.model.phi_net is not None:
             self.model.phi_net.reset_output(self.settings.phi_bias)
-        return warm is not None
 
     def advance(self, t: float, *, checkpoint: Callable[[], None]) -> dict:
         self._use_precision(float(self._times[1]))
