@@ -56,6 +56,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from vefrac.budget import export_resolution  # noqa: E402
 from vefrac.config import load_scenario  # noqa: E402
 from vefrac.runner import Run  # noqa: E402
 from vefrac.solve import State, refresh_cache  # noqa: E402
@@ -213,9 +214,12 @@ def time_to_solution(factors: list[float], backends: list[str], overrides: list[
     rows = []
     for backend in backends:
         for f in factors:
-            sets = overrides + [f"domain.size=[{f},{f}]", f"solver.points={int(round(base.solver.points * f * f))}",
-                                f"output.resolution={int(round(base.output.resolution * f))}",
-                                f"solver.backend={backend}", f"name=square-mud-x{f:g}-{backend}"]
+            sets = overrides + [f"domain.size=[{f},{f}]", f"solver.backend={backend}", f"name=square-mud-x{f:g}-{backend}"]
+            # "auto" points and export grid follow domain/s by themselves; fixed ones scale here
+            if base.solver.points != "auto":
+                sets.append(f"solver.points={int(round(base.solver.points * f * f))}")
+            if base.output.resolution != "auto":
+                sets.append(f"output.resolution={int(round(base.output.resolution * f))}")
             with tempfile.TemporaryDirectory() as tmp:
                 start = time.perf_counter()
                 subprocess.run([sys.executable, "-m", "vefrac", "run", str(ROOT / "scenarios/square-mud.yaml"),
@@ -252,7 +256,7 @@ def time_refresh(points: int, overrides: list[str], repeats: int = 5) -> dict:
     device = torch.device("cpu")
     run = _build(device, points, autograd=False, overrides=tuple(overrides), cache=True)
     model, problem = run.model, run.problem
-    check = problem.domain.grid(run.scn.output.resolution)
+    check = problem.domain.grid(export_resolution(run.scn, problem.domain.length))
     sub = phi_cache.sub_grid_points(model.cache_grid, phi_cache.SUBDIVISIONS).numpy()
 
     def refresh():

@@ -18,6 +18,11 @@ layer) with Gaussian noise of `--displacement-noise` times its rms, weighted by
 out/invert-Nframes-displacement) and writes twin-displacement.json (twin-Nframes-displacement.json),
 which holds summary.json's inversion.displacement as well.
 
+With --truth-g weak-lines the truth's toughness is not the scenario's smooth log-normal field but a
+sharp one (`weak_lines_toughness`): a mild log-normal background (cv 0.2) crossed by straight weak
+lines about 2 s wide where G falls to 0.35× (written as out/truth_G.png, an image toughness); the
+inversion is told only its mean (invert.prior.mean).
+
 1. Forward run with the scenario's own (known, heterogeneous) toughness: the truth.
 2. Render its final crack pattern as a grey picture (dark cracks on light mud), blur it by
    `--blur` pixels and add Gaussian noise of standard deviation `--noise` (grey levels in [0, 1]).
@@ -60,6 +65,50 @@ def _read_vti(path: Path) -> dict:
     data = pv.read(str(path))
     ny, nx = data.dimensions[1], data.dimensions[0]
     return {k: np.asarray(data.point_data[k]).reshape(ny, nx, -1).squeeze() for k in data.point_data.keys()}
+
+
+WEAK_LINES = 6  # straight weak lines across the layer
+WEAK_FACTOR = 0.35  # G on a line's centre, × the background
+WEAK_WIDTH_S = 1.0  # the lines' Gaussian half-width (σ of the profile), in s
+
+
+def weak_lines_toughness(scn, out: Path, *, seed: int, pixels: int = 400) -> list[str]:
+    """A sharp, non-Gaussian truth: out/truth_G.png and the overrides that make it the toughness
+    (an image toughness over the domain's box, mean G kept at the scenario's), plus
+    invert.prior.mean, the only thing of it the inversion is told."""
+    from PIL import Image
+
+    from vefrac.fields import gaussian_random_field
+
+    (xmin, ymin), (xmax, ymax) = _box(scn)
+    g_mean, s = scn.fracture.toughness.mean, scn.fracture.length_scale
+    rng = np.random.default_rng(seed + 4242)
+    h = max(xmax - xmin, ymax - ymin) / (pixels - 1)
+    ny, nx = int(round((ymax - ymin) / h)) + 1, int(round((xmax - xmin) / h)) + 1
+    y, x = np.meshgrid(ymin + h * np.arange(ny), xmin + h * np.arange(nx), indexing="ij")
+    sigma = np.sqrt(np.log1p(0.2**2))
+    background = np.exp(sigma * gaussian_random_field((ny, nx), spacing=h, correlation_length=0.1, rng=rng))
+    weak = np.zeros((ny, nx))
+    for _ in range(WEAK_LINES):  # a line through a random point at a random angle
+        px, py = rng.uniform(xmin, xmax), rng.uniform(ymin, ymax)
+        angle = rng.uniform(0, np.pi)
+        d = np.abs((x - px) * np.sin(angle) - (y - py) * np.cos(angle))
+        weak = np.maximum(weak, np.exp(-0.5 * (d / (WEAK_WIDTH_S * s)) ** 2))
+    g = background * (1 - (1 - WEAK_FACTOR) * weak)
+    g *= g_mean / g.mean()
+    lo, hi = float(g.min()), float(g.max())
+    path = out / "truth_G.png"
+    grey = np.round((g - lo) / (hi - lo) * 65535).astype(np.uint16)[::-1]  # row 0: largest y
+    Image.fromarray(grey).save(path)
+    return [f"fracture.toughness={{kind: image, image: {path.resolve()}, range: [{lo!r}, {hi!r}]}}",
+            f"invert.prior.mean={g_mean!r}"]
+
+
+def _box(scn) -> tuple[tuple[float, float], tuple[float, float]]:
+    from vefrac.geometry import build_domain
+
+    xmin, ymin, xmax, ymax = build_domain(scn.domain).bounds
+    return (xmin, ymin), (xmax, ymax)
 
 
 def render(phi: np.ndarray, mask: np.ndarray, *, pixels: int, blur: float, noise: float, seed: int) -> np.ndarray:
@@ -288,7 +337,13 @@ def main() -> None:
                    help="also give the inversion the truth's displacement at the last frame's time")
     p.add_argument("--displacement-noise", type=float, default=0.05, help="its noise, times its rms")
     p.add_argument("--displacement-weight", type=float, default=1.0, help="invert.displacement.weight")
+    p.add_argument("--truth-g", choices=["scenario", "weak-lines"], default="scenario",
+                   help="the truth's toughness: the scenario's, or straight weak lines on a mild background")
     a = p.parse_args()
+    if a.truth_g == "weak-lines":
+        Path(a.out).mkdir(parents=True, exist_ok=True)
+        scn = load_scenario(Path(a.scenario), a.overrides)
+        a.overrides = a.overrides + weak_lines_toughness(scn, Path(a.out), seed=scn.seed)
     if a.analyse_only:
         scn = load_scenario(Path(a.scenario), a.overrides)
         result = analyse(Path(a.out), s=scn.fracture.length_scale, near=a.near, frames=a.frames,

@@ -1,4 +1,5 @@
-"""solver.points: auto follows the layer's size against s; an explicit number is used as given."""
+"""solver.points and output.resolution: auto follows the layer's size against s; an explicit number
+is used as given."""
 
 from pathlib import Path
 
@@ -46,7 +47,7 @@ def test_an_export_grid_too_coarse_for_the_bands_is_named_with_the_resolution_th
     from vefrac.thickness import derived_lines
 
     assert export_resolution_note(api.load_scenario(SQUARE), 1.0) is None  # 200 points, s = 0.02: 4 per s
-    big = api.load_scenario(SQUARE, {"domain.size": [4.0, 4.0]})
+    big = api.load_scenario(SQUARE, {"domain.size": [4.0, 4.0], "output.resolution": 200})
     note = export_resolution_note(big, 4.0)
     assert "output.resolution 200" in note and "at least 601" in note
     assert any("at least 601" in line for line in derived_lines(big))  # what `vefrac check` prints
@@ -54,3 +55,31 @@ def test_an_export_grid_too_coarse_for_the_bands_is_named_with_the_resolution_th
     assert export_resolution_note(resolved, 4.0) is None
     assert export_resolution_note(api.load_scenario(SQUARE, {"domain.size": [4.0, 4.0], "fracture.enabled": False}),
                                   4.0) is None
+
+
+def resolution(**sets) -> int:
+    from vefrac.budget import export_resolution
+
+    scn = api.load_scenario(SQUARE, sets)
+    return export_resolution(scn, build_problem(scn).domain.length)
+
+
+def test_auto_export_grid_keeps_four_points_per_s():
+    assert api.load_scenario(SQUARE).output.resolution == "auto"
+    assert resolution() == 200  # square-mud: 1 × 1, s = 0.02
+    assert resolution(**{"fracture.length_scale": 0.01}) == 400
+    assert resolution(**{"domain.size": [3.0, 1.0]}) == 600  # along the longest side
+    assert resolution(**{"fracture.length_scale": 0.5}) == 64  # clamped below
+    assert resolution(**{"fracture.enabled": False}) == 256
+    assert resolution(**{"output.resolution": 123}) == 123
+    with pytest.raises(InputError, match="output.resolution"):
+        api.load_scenario(SQUARE, {"output.resolution": "fine"})
+    with pytest.raises(InputError, match="output.resolution"):
+        api.load_scenario(SQUARE, {"output.resolution": 8})
+
+
+def test_a_run_at_auto_resolution_exports_that_grid(tmp_path):
+    scn = api.load_scenario(SQUARE, {"fracture.length_scale": 0.05, "solver.points": 256, "solver.load_steps": 1,
+                                     "solver.first_step_iterations": 2, "output.snapshots": 2, "solver.threads": 1})
+    result = api.run(scn, out=tmp_path / "run")
+    assert max(result.snapshots[0].phi.shape) == 80  # 4 × 1 / 0.05

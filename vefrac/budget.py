@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import math
+
 import numpy as np
 
 from . import config
@@ -58,6 +60,21 @@ def step_times(t_end: float, load_steps: int, snapshots: int) -> np.ndarray:
 
 
 MIN_EXPORT_POINTS_PER_S = 3.0  # below it a φ > 0.5 band (about 1.4 s wide) is one or two pixels
+EXPORT_POINTS_PER_S = 4.0  # output.resolution "auto": square-mud's 200 on 1 × 1 with s = 0.02
+AUTO_RESOLUTION_RANGE = (64, 8192)
+
+
+def export_resolution(scn: config.Scenario, domain_length: float) -> int:
+    """Export points along the domain's longest side: `output.resolution`, or for "auto"
+    EXPORT_POINTS_PER_S per crack width s (within AUTO_RESOLUTION_RANGE; 256 without fracture)."""
+    res = scn.output.resolution
+    if res != "auto":
+        return res
+    if not scn.fracture.enabled:
+        return 256
+    low, high = AUTO_RESOLUTION_RANGE
+    n = math.ceil(EXPORT_POINTS_PER_S * domain_length / scn.fracture.length_scale - 1e-9)
+    return int(min(max(n, low), high))
 
 
 def export_resolution_note(scn: config.Scenario, domain_length: float) -> str | None:
@@ -66,7 +83,7 @@ def export_resolution_note(scn: config.Scenario, domain_length: float) -> str | 
     statistics computed from them would not resolve the crack bands. None when they do."""
     if not scn.fracture.enabled:
         return None
-    res, s = scn.output.resolution, scn.fracture.length_scale
+    res, s = export_resolution(scn, domain_length), scn.fracture.length_scale
     per_s = (res - 1) * s / domain_length
     if per_s >= MIN_EXPORT_POINTS_PER_S:
         return None

@@ -41,6 +41,7 @@ import torch
 from scipy import ndimage
 
 from . import __version__, analysis, config, displacements, export, plots
+from .budget import export_resolution
 from .checkpoint import load_checkpoint, save_checkpoint
 from .errors import InputError
 from .fields import GridField, bilinear
@@ -114,7 +115,7 @@ class Inversion:
         self.progress = progress or (lambda count, terms: None)
         self.problem = build_problem(self.forward_scn)
         self.s = self.problem.physics.s
-        self.grid = self.problem.domain.grid(scn.output.resolution)
+        self.grid = self.problem.domain.grid(export_resolution(scn, self.problem.domain.length))
         self.observations: list[Observed] = []
         spec = inv.observation
         for frame in self.frames[::-1]:  # one framing (check_frames): one material for all of them

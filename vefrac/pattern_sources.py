@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from . import config, export, pattern, pattern_widths
+from .budget import export_resolution
 from .errors import InputError
 from .geometry import Grid
 
@@ -88,7 +89,7 @@ def picture_source(path: str | Path, *, size=None, scenario: config.Scenario | N
         unit = "px" if size is None else "size"
     else:
         domain = build_domain(scenario.domain)
-        s, resolution = scenario.fracture.length_scale, scenario.output.resolution
+        s, resolution = scenario.fracture.length_scale, export_resolution(scenario, domain.length)
         spec = scenario.invert.observation
         if size is not None:
             spec = spec.model_copy(update={"size": [float(size[0]), float(size[1])]})

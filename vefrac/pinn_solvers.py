@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from . import config, solve
+from .budget import export_resolution
 from .checkpoint import grid_from_state, grid_state
 from .pinn_model import FieldModel
 from .problem import Problem
@@ -112,7 +113,7 @@ class LoadStepping(PinnSolver):
         self.adaptive = scn.solver.step_tolerance is not None and self.model.phi_net is not None
         # adaptive load steps measure the crack length on a grid of two points per s
         self.check_grid = problem.domain.grid(max(16, math.ceil(2 * problem.domain.length / problem.physics.s)))
-        self.export_grid = problem.domain.grid(scn.output.resolution)
+        self.export_grid = problem.domain.grid(export_resolution(scn, problem.domain.length))
         # warm starts (the inversion's forward runs): networks to start a step from, by its time,
         # instead of the previous step's (the φ increment is reset either way); and the networks
         # each step ended with, when `record_networks` is set

@@ -19,7 +19,7 @@ import torch
 import torch.distributed as dist
 
 from . import __version__, config, drying, pattern
-from .budget import export_resolution_note
+from .budget import export_resolution, export_resolution_note
 from .cycles import HealedToughness, cycle_statistics, healing_grid
 from .errors import InputError
 from .outputs import CHECKPOINT, FolderOutputs, Recorder, snapshot_from_fields, summarise
@@ -80,7 +80,7 @@ class Run:
                                            log=log)
         self.device = self.solver.device
         self.hash = config.scenario_hash(scn)
-        self.grid = self.problem.domain.grid(scn.output.resolution)
+        self.grid = self.problem.domain.grid(export_resolution(scn, self.problem.domain.length))
         self.snapshot_times = np.linspace(0.0, scn.shrinkage.t_end, scn.output.snapshots)
         self.outputs = Recorder() if self.out is None else \
             FolderOutputs(self.out, scn, grid=self.grid, area=self.problem.domain.area, resumed=resume,

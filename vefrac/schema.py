@@ -167,7 +167,18 @@ class Fracture(_Strict):
 
 class Output(_Strict):
     snapshots: Annotated[int, Field(ge=2, le=10000)] = 20
-    resolution: Annotated[int, Field(ge=16, le=8192)] = 256
+    # export points along the domain's longest side; "auto": EXPORT_POINTS_PER_S per crack width s
+    # (budget.export_resolution), so a layer larger against s keeps its crack bands resolved
+    resolution: Annotated[int, Field(ge=16, le=8192)] | Literal["auto"] = "auto"
+
+    @field_validator("resolution", mode="before")
+    @classmethod
+    def _resolution(cls, v: Any) -> Any:
+        if v == "auto":
+            return v
+        if isinstance(v, bool) or not isinstance(v, int) or not 16 <= v <= 8192:
+            raise ValueError(f"must be a whole number from 16 to 8192, or 'auto' (got {v!r})")
+        return v
 
 
 # ----------------------------------------------------------------------------- numerics
