@@ -24,6 +24,13 @@ def test_forward_derivatives_match_autograd(scale):
         assert torch.allclose(ref, grad[:, k], atol=1e-12)
 
 
+def test_value_alone_is_forwards_value():
+    n = net(extra=1)
+    x = torch.rand(40, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    t = torch.rand(40, 1, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    assert torch.allclose(n.value(x, t), n(x, t)[0], atol=1e-13)
+
+
 def test_periodic_axis_is_periodic_by_construction():
     n = net(periods=(None, 0.7))
     x = torch.rand(20, 2, generator=torch.Generator().manual_seed(2), dtype=torch.float64)

@@ -24,7 +24,8 @@ STRIP = str(ROOT / "scenarios" / "strip-elastic.yaml")
 SCENARIOS = sorted((ROOT / "scenarios").glob("*.yaml"))
 TINY = ["solver.load_steps=2", "solver.iterations=4", "solver.first_step_iterations=4", "solver.points=512",
         "output.resolution=40", "output.snapshots=3", "solver.checkpoint_every=3",
-        "solver.cache_points_per_length=0.25", "network.fourier_features=16", "network.width=16"]
+        "solver.cache_points_per_length=0.25", "network.fourier_features=16", "network.width=16",
+        "fem.points_per_length=0.5"]  # the fem scenarios on a mesh of h = 2s: seconds, not minutes
 
 
 def test_there_are_scenarios():

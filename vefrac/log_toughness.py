@@ -54,7 +54,7 @@ class LogToughness:
             return v.numpy().reshape(self.grid.shape)
         with torch.no_grad():
             xh = torch.as_tensor((pts - self.centre) / self.length, dtype=torch.float32)
-            return (self.g0 + self.net(xh)[0][:, 0].double()).numpy().reshape(self.grid.shape)
+            return (self.g0 + self.net.value(xh)[:, 0].double()).numpy().reshape(self.grid.shape)
 
     def field(self) -> GridField:
         return GridField(np.exp(self.on_grid()), origin=self.grid.origin, spacing=self.grid.spacing)
@@ -76,7 +76,7 @@ class LogToughness:
         for _ in range(200):  # a regression onto the smoothed target: cheap next to the solves
             idx = torch.randint(0, pts.shape[0], (min(2048, pts.shape[0]),), generator=gen)
             opt.zero_grad()
-            loss = ((self.net(pts[idx])[0][:, 0] - goal[idx]) ** 2).mean()
+            loss = ((self.net.value(pts[idx])[:, 0] - goal[idx]) ** 2).mean()
             loss.backward()
             opt.step()
 
