@@ -9,7 +9,8 @@ from the truth's snapshots, evenly spread from its first cracked snapshot (a ten
 crack length) to the end (the last frame is the one-picture twin's picture, noise included), in
 out/frames with times.txt, inverted with `vefrac invert --images` into out/invert-Nframes.
 `--analyse-only --frames N` compares that
-one; twin.json then also holds the overlap at every frame.
+one; twin.json then also holds the overlap at every frame. `--frames N --compare-picture FILE.png`
+draws the true G beside the one-picture and the N-frame inversions already in --out.
 
 With --displacement the inversion also sees the truth's displacement at the last frame's time (its
 last snapshot's point data `u`), as out/displacement.npz (ux, uy, origin, spacing; NaN off the
@@ -320,6 +321,41 @@ def _picture(path, *, truth, inferred, std, observed, skeleton, model, material,
     plt.close(fig)
 
 
+def compare_picture(out: Path, frames: int, path: Path) -> None:
+    """True log G beside the one-picture and the `frames`-frame inversions of the same twin (both
+    already analysed in `out`), with their correlations: what the time-lapse adds, in one picture."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    truth = np.log(_read_vti(sorted((out / "truth").glob("fields_*.vti"))[-1])["G"])
+    panels = [("true log G", truth, None)]
+    for name, stem, label in (("invert", "twin", "one picture"),
+                              (_invert_name(frames), f"twin-{frames}frames", f"{frames} frames")):
+        result = json.loads((out / f"{stem}.json").read_text())
+        inferred = _read_vti(out / name / "inferred.vti")
+        panels.append((f"{label}: corr. {result['correlation_near_cracks']:.2f} near cracks, "
+                       f"{result['correlation_all']:.2f} all", inferred["log_G"], inferred["observed_skeleton"]))
+    material = _read_vti(out / "invert" / "inferred.vti")["material"].astype(bool)
+    lo, hi = np.percentile(truth[material], [1, 99])
+    extent = _extent(out / "invert" / "inferred.vti")
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.9), constrained_layout=True)
+    for ax, (title, values, skeleton) in zip(axes, panels):
+        im = ax.imshow(np.ma.masked_array(values, mask=~material), origin="lower", extent=extent,
+                       cmap="viridis", vmin=lo, vmax=hi)
+        if skeleton is not None:  # the observed (last frame's) centre lines, thin
+            lines = np.zeros(skeleton.shape + (4,))
+            lines[..., :3], lines[..., 3] = 1.0, np.where(skeleton > 0, 0.9, 0.0)
+            ax.imshow(lines, origin="lower", extent=extent, interpolation="nearest")
+        ax.set_title(title, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.colorbar(im, ax=axes, shrink=0.75, label="log G")
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scenario", default=str(ROOT / "scenarios" / "twin-mud.yaml"))
@@ -337,6 +373,9 @@ def main() -> None:
                    help="also give the inversion the truth's displacement at the last frame's time")
     p.add_argument("--displacement-noise", type=float, default=0.05, help="its noise, times its rms")
     p.add_argument("--displacement-weight", type=float, default=1.0, help="invert.displacement.weight")
+    p.add_argument("--compare-picture", metavar="PNG",
+                   help="with --frames N: draw the true G beside the one-picture and the N-frame inversions "
+                        "already in --out (both analysed), and stop")
     p.add_argument("--truth-g", choices=["scenario", "weak-lines"], default="scenario",
                    help="the truth's toughness: the scenario's, or straight weak lines on a mild background")
     a = p.parse_args()
@@ -344,6 +383,9 @@ def main() -> None:
         Path(a.out).mkdir(parents=True, exist_ok=True)
         scn = load_scenario(Path(a.scenario), a.overrides)
         a.overrides = a.overrides + weak_lines_toughness(scn, Path(a.out), seed=scn.seed)
+    if a.compare_picture:
+        compare_picture(Path(a.out), a.frames, Path(a.compare_picture))
+        return
     if a.analyse_only:
         scn = load_scenario(Path(a.scenario), a.overrides)
         result = analyse(Path(a.out), s=scn.fracture.length_scale, near=a.near, frames=a.frames,

@@ -72,6 +72,10 @@ def test_auto_export_grid_keeps_four_points_per_s():
     assert resolution(**{"fracture.length_scale": 0.5}) == 64  # clamped below
     assert resolution(**{"fracture.enabled": False}) == 256
     assert resolution(**{"output.resolution": 123}) == 123
+    from vefrac.thickness import derived_lines  # what `vefrac check` prints
+
+    lines = derived_lines(api.load_scenario(SQUARE, {"fracture.length_scale": 0.01}))
+    assert any("export grid: 400 points" in line and "auto" in line for line in lines)
     with pytest.raises(InputError, match="output.resolution"):
         api.load_scenario(SQUARE, {"output.resolution": "fine"})
     with pytest.raises(InputError, match="output.resolution"):

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from . import config, layer
-from .budget import export_resolution_note
+from .budget import export_resolution, export_resolution_note
 from .errors import InputError
 from .fields import ConstantField, build_toughness
 from .geometry import Domain, build_domain
@@ -170,7 +170,12 @@ def derived_lines(scn: config.Scenario) -> list[str]:
              f"  shrinkage at t_end: eps_s = {rate * scn.shrinkage.t_end:.4g}"]
     if not fr.enabled:
         lines[3:5] = ["  fracture disabled: no crack estimates"]
-    note = export_resolution_note(scn, build_domain(scn.domain).length)
+    length = build_domain(scn.domain).length
+    res = export_resolution(scn, length)
+    lines.append(f"  export grid: {res} points along the longest side"
+                 + (f" ({(res - 1) * fr.length_scale / length:.3g} per s)" if fr.enabled else "")
+                 + (" (output.resolution: auto)" if scn.output.resolution == "auto" else ""))
+    note = export_resolution_note(scn, length)
     if note:
         lines.append(f"  warning: {note}")
     stiffness = build_stiffness(mat, build_domain(scn.domain), seed=scn.seed)
