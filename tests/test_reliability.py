@@ -23,9 +23,15 @@ TINY = ["solver.load_steps=3", "solver.iterations=60", "solver.first_step_iterat
 SETS = [a for kv in TINY for a in ("--set", kv)]
 
 
+def _default_sigint():
+    # a shell without job control starts background jobs with SIGINT ignored, and Python keeps an
+    # ignored SIGINT ignored: give the child the default, so Ctrl-C reaches it as it would a user's run
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def vefrac(*args):
     return subprocess.Popen([sys.executable, "-m", "vefrac", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=_default_sigint)
 
 
 def _read(path):
