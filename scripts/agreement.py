@@ -11,7 +11,10 @@ t = 0.12 in 24 load steps (Δt = 0.005, square-mud's), square-mud's PINN budget 
   layer at the global rate);
 - constant: the PINN with square-mud's step settings (constant rate, φ output layer at 5×);
 - constant-half-points: the same with 4096 points instead of square-mud's 8192;
-- constant-sigma-x2: constant with the Fourier scale doubled (σ = 10 /L = 0.2 L/s, the default 0.1 L/s).
+- constant-sigma-x2: constant with the Fourier scale doubled (σ = 10 /L = 0.2 L/s, the default 0.1 L/s);
+- half-points-x2 / quarter-points-x4: constant with 1/2 (1/4) of the points and 2× (4×) the Adam
+  iterations in every load step: the same points·iterations, so about the same cost (the step's
+  time is proportional to the points on the CPU).
 Each run is its own process with one thread; `--jobs` run at a time. Prints and writes (JSON) per
 run: wall time, fragments, skeleton and AT2 crack length, first crack, mean band width (area of
 φ > 0.5 per unit skeleton length, on the export grid) and median φ, then each PINN variant's
@@ -36,6 +39,10 @@ VARIANTS = {
     "constant": ["solver.final_lr_fraction=1.0", "solver.phi_output_lr_scale=5.0"],
     "constant-half-points": ["solver.final_lr_fraction=1.0", "solver.phi_output_lr_scale=5.0", "solver.points=4096"],
     "constant-sigma-x2": ["solver.final_lr_fraction=1.0", "solver.phi_output_lr_scale=5.0", "network.fourier_scale=10.0"],
+    "half-points-x2": ["solver.final_lr_fraction=1.0", "solver.phi_output_lr_scale=5.0", "solver.points=4096",
+                       "solver.iterations=200", "solver.first_step_iterations=600"],
+    "quarter-points-x4": ["solver.final_lr_fraction=1.0", "solver.phi_output_lr_scale=5.0", "solver.points=2048",
+                          "solver.iterations=400", "solver.first_step_iterations=1200"],
 }
 
 

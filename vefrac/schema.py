@@ -174,11 +174,7 @@ class Output(_Strict):
     @field_validator("resolution", mode="before")
     @classmethod
     def _resolution(cls, v: Any) -> Any:
-        if v == "auto":
-            return v
-        if isinstance(v, bool) or not isinstance(v, int) or not 16 <= v <= 8192:
-            raise ValueError(f"must be a whole number from 16 to 8192, or 'auto' (got {v!r})")
-        return v
+        return _whole_or_auto(v, 16, 8192)
 
 
 # ----------------------------------------------------------------------------- numerics
@@ -256,11 +252,7 @@ class Solver(_Strict):
     @field_validator("points", mode="before")
     @classmethod
     def _points(cls, v: Any) -> Any:
-        if v == "auto":
-            return v
-        if isinstance(v, bool) or not isinstance(v, int) or not 64 <= v <= 1 << 26:
-            raise ValueError(f"must be a whole number from 64 to {1 << 26}, or 'auto' (got {v!r})")
-        return v
+        return _whole_or_auto(v, 64, 1 << 26)
 
     @field_validator("final_lr_fraction", "phi_output_lr_scale", mode="before")
     @classmethod
@@ -328,6 +320,15 @@ class Scenario(_Strict):
                              "(its per-step shapes depend on where the points fall); set solver.compile: false "
                              "or network.representation: global")
         return self
+
+
+def _whole_or_auto(v: Any, low: int, high: int) -> Any:
+    """A key that takes a whole number in [low, high] or 'auto' (one message for both mistakes)."""
+    if v == "auto":
+        return v
+    if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
+        raise ValueError(f"must be a whole number from {low} to {high}, or 'auto' (got {v!r})")
+    return v
 
 
 def _shoelace(v: list[list[float]]) -> float:
