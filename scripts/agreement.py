@@ -7,14 +7,17 @@ The cases: square-mud's layer (unit square, s = 0.02, λ = μ = 1) with a log-no
 cv 0.2 (mean 1e-3, correlation length 0.05), substrate stiffness η as given, shrinkage to
 t = 0.12 in 24 load steps (Δt = 0.005, square-mud's), square-mud's PINN budget otherwise. Variants:
 - fem: the FEM backend at its defaults (h = s/2, AMG-preconditioned solves);
-- decay: the PINN with the package's step settings (Adam's rate decaying to 0.1×, φ output
-  layer at the global rate);
-- constant: the PINN with square-mud's step settings (constant rate, φ output layer at 5×);
-- constant-half-points: the same with 4096 points instead of square-mud's 8192;
+- decay: the PINN with the former step settings (Adam's rate decaying to 0.1×, φ output layer at
+  the global rate) and square-mud's former budget (8192 points, 100 iterations a step, 300 the first);
+- constant: the same budget with the constant rate and the φ output layer at 5× (the load-stepping
+  defaults since 2026-12-02);
+- constant-half-points: the same with 4096 points;
 - constant-sigma-x2: constant with the Fourier scale doubled (σ = 10 /L = 0.2 L/s, the default 0.1 L/s);
 - half-points-x2 / quarter-points-x4: constant with 1/2 (1/4) of the points and 2× (4×) the Adam
   iterations in every load step: the same points·iterations, so about the same cost (the step's
-  time is proportional to the points on the CPU).
+  time is proportional to the points on the CPU); half-points-x2 is square-mud's budget since
+  2026-12-02;
+- default: square-mud's settings as they are.
 Each run is its own process with one thread; `--jobs` run at a time. Prints and writes (JSON) per
 run: wall time, fragments, skeleton and AT2 crack length, first crack, mean band width (area of
 φ > 0.5 per unit skeleton length, on the export grid) and median φ, then each PINN variant's
@@ -33,16 +36,17 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+CONSTANT = ["solver.final_lr_fraction=1.0", "solver.phi_output_lr_scale=5.0"]
+FORMER_BUDGET = ["solver.points=8192", "solver.iterations=100", "solver.first_step_iterations=300"]
 VARIANTS = {
     "fem": ["solver.backend=fem"],
-    "decay": ["solver.final_lr_fraction=0.1", "solver.phi_output_lr_scale=1.0"],
-    "constant": ["solver.final_lr_fraction=1.0", "solver.phi_output_lr_scale=5.0"],
-    "constant-half-points": ["solver.final_lr_fraction=1.0", "solver.phi_output_lr_scale=5.0", "solver.points=4096"],
-    "constant-sigma-x2": ["solver.final_lr_fraction=1.0", "solver.phi_output_lr_scale=5.0", "network.fourier_scale=10.0"],
-    "half-points-x2": ["solver.final_lr_fraction=1.0", "solver.phi_output_lr_scale=5.0", "solver.points=4096",
-                       "solver.iterations=200", "solver.first_step_iterations=600"],
-    "quarter-points-x4": ["solver.final_lr_fraction=1.0", "solver.phi_output_lr_scale=5.0", "solver.points=2048",
-                          "solver.iterations=400", "solver.first_step_iterations=1200"],
+    "decay": ["solver.final_lr_fraction=0.1", "solver.phi_output_lr_scale=1.0", *FORMER_BUDGET],
+    "constant": CONSTANT + FORMER_BUDGET,
+    "constant-half-points": CONSTANT + ["solver.points=4096", "solver.iterations=100", "solver.first_step_iterations=300"],
+    "constant-sigma-x2": CONSTANT + FORMER_BUDGET + ["network.fourier_scale=10.0"],
+    "half-points-x2": CONSTANT + ["solver.points=4096", "solver.iterations=200", "solver.first_step_iterations=600"],
+    "quarter-points-x4": CONSTANT + ["solver.points=2048", "solver.iterations=400", "solver.first_step_iterations=1200"],
+    "default": [],
 }
 
 

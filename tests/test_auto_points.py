@@ -20,14 +20,14 @@ def points(**sets) -> int:
 
 
 def test_auto_is_square_mud_density():
-    assert points() == 8192  # 1 × 1, s = 0.02
+    assert points() == 4096  # 1 × 1, s = 0.02
 
 
 @pytest.mark.parametrize("sets, factor", [({"fracture.length_scale": 0.01}, 4),
                                           ({"domain.size": [2.0, 2.0]}, 4),
                                           ({"domain.size": [2.0, 1.0]}, 2)])
 def test_auto_grows_with_area_over_s_squared(sets, factor):
-    assert points(**sets) == factor * 8192
+    assert points(**sets) == factor * 4096
 
 
 def test_auto_is_clamped_and_fracture_off_takes_8192():

@@ -20,7 +20,10 @@ def space_time_iterations(solver: config.Solver) -> int:
     return solver.first_step_iterations + (solver.load_steps - 1) * solver.iterations
 
 
-POINTS_PER_S2 = 8192 / 2500  # square-mud's density: 8192 points on a 1 × 1 box with s = 0.02
+# square-mud's density: 4096 points on a 1 × 1 box with s = 0.02. Half of what it was, spent on twice
+# the iterations (the defaults and square-mud's budget doubled with it): the same cost on a CPU, sharper
+# bands (docs/benchmarks.md, "Points against iterations")
+POINTS_PER_S2 = 4096 / 2500
 AUTO_POINTS_RANGE = (2048, 1 << 22)
 
 

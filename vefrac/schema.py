@@ -220,10 +220,12 @@ class Solver(_Strict):
     backend: Literal["pinn", "fem"] = "pinn"
     time: Literal["load_stepping", "space_time"] = "load_stepping"
     load_steps: Annotated[int, Field(ge=1, le=10000)] = 16
-    iterations: Annotated[int, Field(ge=1, le=10_000_000)] = 120
-    first_step_iterations: Annotated[int, Field(ge=1, le=10_000_000)] = 400
+    # twice the iterations on half the points of the former defaults (120, 400; 8192 on square-mud's
+    # box): the same cost on a CPU, each load step nearer its minimiser (docs/benchmarks.md)
+    iterations: Annotated[int, Field(ge=1, le=10_000_000)] = 240
+    first_step_iterations: Annotated[int, Field(ge=1, le=10_000_000)] = 800
     # "auto": POINTS_PER_S2 per s² of the domain's box (solve.sampled_points), so that a layer
-    # larger against s gets as many points per crack-band area as square-mud's 8192 on 1 × 1, s = 0.02
+    # larger against s gets as many points per crack-band area as square-mud's 4096 on 1 × 1, s = 0.02
     points: int | Literal["auto"] = "auto"
     sampling: Literal["stratified", "sobol", "uniform", "importance"] = "stratified"
     importance_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.5  # importance: share of points from q
