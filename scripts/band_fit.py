@@ -1,12 +1,14 @@
 """Can the PINN's φ-net draw the reference's crack bands? A regression on a finished run, not a solve.
 
     python3 scripts/band_fit.py REFERENCE_RUN [--scales 1 2] [--iterations 3000] [--points 8192]
-                                [--seed 0] [--threads 1] [--json FILE]
+                                [--representations global patches] [--dtype float64] [--seed 0] [--threads 1]
+                                [--json FILE]
 
 Reads a finished run's last φ (normally the FEM reference's) on its export grid and fits what one
 load step of the PINN would have to represent, φ = σ(z(x̂)), with z the φ-net of the run's own
-scenario (a global FourierMLP: its features, layers, width and Fourier scale, times each factor of
---scales), by least squares on points drawn uniformly in the domain each iteration (the target
+scenario (its features, layers, width and Fourier scale, times each factor of --scales; a global
+FourierMLP, or with --representations patches the partition of unity of local networks of
+`network.representation: patches` at the scenario's patch size), by least squares on points drawn uniformly in the domain each iteration (the target
 interpolated bilinearly), Adam at the scenario's learning rate. Each fitted φ is then evaluated on
 the same export grid and measured like the target: band width (area φ > 0.5 per unit skeleton
 length), skeleton and AT2 crack length, fragments, median φ, RMS error.
@@ -29,12 +31,12 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+DTYPE = torch.float64  # --dtype
 sys.path.insert(0, str(ROOT))
 
 from vefrac import analysis  # noqa: E402
 from vefrac.config import load_scenario  # noqa: E402
-from vefrac.nets import FourierMLP  # noqa: E402
-from vefrac.pinn_model import fourier_scale  # noqa: E402
+from vefrac.pinn_model import fourier_scale, representation  # noqa: E402
 from vefrac.problem import build_problem  # noqa: E402
 
 
@@ -57,7 +59,7 @@ def statistics(phi: np.ndarray, mask: np.ndarray, spacing, s: float) -> dict:
             "band_width": area / skeleton if skeleton > 0 else None, "median_phi": float(np.median(phi[mask]))}
 
 
-def fit(run: Path, factor: float, *, iterations: int, points: int, seed: int) -> dict:
+def fit(run: Path, factor: float, *, iterations: int, points: int, seed: int, kind: str = "global") -> dict:
     from scipy.interpolate import RegularGridInterpolator
 
     scn = load_scenario(run / "config.yaml")
@@ -69,8 +71,8 @@ def fit(run: Path, factor: float, *, iterations: int, points: int, seed: int) ->
     interp = RegularGridInterpolator(axes, np.where(mask, target, 0.0))
     gen = torch.Generator().manual_seed(seed)
     scale = factor * fourier_scale(net, problem)
-    z = FourierMLP(out=1, features=net.fourier_features, scale=scale, hidden_layers=net.hidden_layers,
-                   width=net.width, generator=gen)
+    net = net.model_copy(update={"fourier_scale": scale, "fourier_scales": None, "representation": kind})
+    z = representation(net, problem)(out=1, generator=gen).to(DTYPE)
     z.reset_output(0.0)
     opt = torch.optim.Adam(z.parameters(), lr=scn.solver.learning_rate)
     centre = torch.tensor(dom.center, dtype=torch.float64)
@@ -81,18 +83,19 @@ def fit(run: Path, factor: float, *, iterations: int, points: int, seed: int) ->
         x = lo + (hi - lo) * rng.random((points, 2))
         x = x[dom.inside(torch.as_tensor(x)).numpy()]
         y = torch.as_tensor(interp(x[:, ::-1]))
-        value, _ = z((torch.as_tensor(x) - centre) / dom.length)
-        loss = ((torch.sigmoid(value[:, 0]) - y) ** 2).mean()
+        value, _ = z(((torch.as_tensor(x) - centre) / dom.length).to(DTYPE))
+        loss = ((torch.sigmoid(value[:, 0]) - y.to(DTYPE)) ** 2).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
     seconds = time.perf_counter() - start
     with torch.no_grad():
         xg = torch.as_tensor(x_grid, dtype=torch.float64)
-        fitted = torch.cat([torch.sigmoid(z((c - centre) / dom.length)[0][:, 0]) for c in xg.split(4096)])
-    fitted = fitted.numpy().reshape(ny, nx)
+        fitted = torch.cat([torch.sigmoid(z(((c - centre) / dom.length).to(DTYPE))[0][:, 0]) for c in xg.split(4096)])
+    fitted = fitted.double().numpy().reshape(ny, nx)
     rms = float(np.sqrt(np.mean((fitted - target)[mask] ** 2)))
-    return {"factor": factor, "fourier_scale": scale, "seconds": seconds, "rms_error": rms,
+    return {"factor": factor, "representation": kind, "parameters": sum(q.numel() for q in z.parameters()),
+            "fourier_scale": scale, "seconds": seconds, "rms_error": rms,
             **statistics(fitted, mask, spacing, scn.fracture.length_scale)}
 
 
@@ -102,19 +105,27 @@ def main() -> None:
     ap.add_argument("--scales", type=float, nargs="+", default=[1.0, 2.0])
     ap.add_argument("--iterations", type=int, default=3000)
     ap.add_argument("--points", type=int, default=8192)
+    ap.add_argument("--representations", nargs="+", default=["global"], choices=["global", "patches"])
+    ap.add_argument("--dtype", choices=["float64", "float32"], default="float64",
+                    help="of the fitted network (the PINN trains in float32; the 2026-12-02 table was float64)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    global DTYPE
+    DTYPE = getattr(torch, a.dtype)
     target, mask, _, spacing, _ = last_phi(a.run)
     s = load_scenario(a.run / "config.yaml").fracture.length_scale
     rows = [{"factor": "target", **statistics(target, mask, spacing, s)}]
-    rows += [fit(a.run, f, iterations=a.iterations, points=a.points, seed=a.seed) for f in a.scales]
+    rows += [fit(a.run, f, iterations=a.iterations, points=a.points, seed=a.seed, kind=k)
+             for k in a.representations for f in a.scales]
     print("| φ | fragments | skeleton | AT2 length | band width | median φ | RMS error | fit s |")
     print("|" + " --- |" * 8)
     for r in rows:
-        label = "target" if r["factor"] == "target" else f"σ(z), Fourier scale × {r['factor']:g} ({r['fourier_scale']:g})"
+        label = "target" if r["factor"] == "target" else (
+            f"σ(z), {r['representation']} ({r['parameters']} parameters), Fourier scale × {r['factor']:g} "
+            f"({r['fourier_scale']:g})")
         print(f"| {label} | {r['fragments']} | {r['skeleton_length']:.3f} | {r['crack_length']:.3f} | "
               f"{r['band_width']:.4f} | {r['median_phi']:.2f} | {r.get('rms_error', 0):.3f} | {r.get('seconds', 0):.0f} |")
     if a.json:
