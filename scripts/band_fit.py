@@ -1,16 +1,16 @@
 """Can the PINN's φ-net draw the reference's crack bands? A regression on a finished run, not a solve.
 
     python3 scripts/band_fit.py REFERENCE_RUN [--scales 1 2] [--iterations 3000] [--points 8192]
-                                [--representations global patches] [--dtype float64] [--seed 0] [--threads 1]
-                                [--json FILE]
+                                [--representations global patches] [--dtype float64]
+                                [--seed 0] [--threads 1] [--json FILE]
 
 Reads a finished run's last φ (normally the FEM reference's) on its export grid and fits what one
 load step of the PINN would have to represent, φ = σ(z(x̂)), with z the φ-net of the run's own
 scenario (its features, layers, width and Fourier scale, times each factor of --scales; a global
 FourierMLP, or with --representations patches the partition of unity of local networks of
-`network.representation: patches` at the scenario's patch size), by least squares on points drawn uniformly in the domain each iteration (the target
-interpolated bilinearly), Adam at the scenario's learning rate. Each fitted φ is then evaluated on
-the same export grid and measured like the target: band width (area φ > 0.5 per unit skeleton
+`network.representation: patches` at the scenario's patch size), by least squares on points drawn
+uniformly in the domain each iteration (the target interpolated bilinearly), Adam at the scenario's
+learning rate. Each fitted φ is then evaluated on the same export grid and measured like the target: band width (area φ > 0.5 per unit skeleton
 length), skeleton and AT2 crack length, fragments, median φ, RMS error.
 
 What it tells: the PINN's bands are wider than the FEM's (docs/benchmarks.md). If the network,
@@ -31,7 +31,6 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-DTYPE = torch.float64  # --dtype
 sys.path.insert(0, str(ROOT))
 
 from vefrac import analysis  # noqa: E402
@@ -59,7 +58,8 @@ def statistics(phi: np.ndarray, mask: np.ndarray, spacing, s: float) -> dict:
             "band_width": area / skeleton if skeleton > 0 else None, "median_phi": float(np.median(phi[mask]))}
 
 
-def fit(run: Path, factor: float, *, iterations: int, points: int, seed: int, kind: str = "global") -> dict:
+def fit(run: Path, factor: float, *, iterations: int, points: int, seed: int, kind: str = "global",
+        dtype: torch.dtype = torch.float64) -> dict:
     from scipy.interpolate import RegularGridInterpolator
 
     scn = load_scenario(run / "config.yaml")
@@ -72,7 +72,7 @@ def fit(run: Path, factor: float, *, iterations: int, points: int, seed: int, ki
     gen = torch.Generator().manual_seed(seed)
     scale = factor * fourier_scale(net, problem)
     net = net.model_copy(update={"fourier_scale": scale, "fourier_scales": None, "representation": kind})
-    z = representation(net, problem)(out=1, generator=gen).to(DTYPE)
+    z = representation(net, problem)(out=1, generator=gen).to(dtype)
     z.reset_output(0.0)
     opt = torch.optim.Adam(z.parameters(), lr=scn.solver.learning_rate)
     centre = torch.tensor(dom.center, dtype=torch.float64)
@@ -83,15 +83,15 @@ def fit(run: Path, factor: float, *, iterations: int, points: int, seed: int, ki
         x = lo + (hi - lo) * rng.random((points, 2))
         x = x[dom.inside(torch.as_tensor(x)).numpy()]
         y = torch.as_tensor(interp(x[:, ::-1]))
-        value, _ = z(((torch.as_tensor(x) - centre) / dom.length).to(DTYPE))
-        loss = ((torch.sigmoid(value[:, 0]) - y.to(DTYPE)) ** 2).mean()
+        value, _ = z(((torch.as_tensor(x) - centre) / dom.length).to(dtype))
+        loss = ((torch.sigmoid(value[:, 0]) - y.to(dtype)) ** 2).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
     seconds = time.perf_counter() - start
     with torch.no_grad():
         xg = torch.as_tensor(x_grid, dtype=torch.float64)
-        fitted = torch.cat([torch.sigmoid(z(((c - centre) / dom.length).to(DTYPE))[0][:, 0]) for c in xg.split(4096)])
+        fitted = torch.cat([torch.sigmoid(z(((c - centre) / dom.length).to(dtype))[0][:, 0]) for c in xg.split(4096)])
     fitted = fitted.double().numpy().reshape(ny, nx)
     rms = float(np.sqrt(np.mean((fitted - target)[mask] ** 2)))
     return {"factor": factor, "representation": kind, "parameters": sum(q.numel() for q in z.parameters()),
@@ -113,12 +113,11 @@ def main() -> None:
     ap.add_argument("--json")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    global DTYPE
-    DTYPE = getattr(torch, a.dtype)
     target, mask, _, spacing, _ = last_phi(a.run)
     s = load_scenario(a.run / "config.yaml").fracture.length_scale
     rows = [{"factor": "target", **statistics(target, mask, spacing, s)}]
-    rows += [fit(a.run, f, iterations=a.iterations, points=a.points, seed=a.seed, kind=k)
+    rows += [fit(a.run, f, iterations=a.iterations, points=a.points, seed=a.seed, kind=k,
+                 dtype=getattr(torch, a.dtype))
              for k in a.representations for f in a.scales]
     print("| φ | fragments | skeleton | AT2 length | band width | median φ | RMS error | fit s |")
     print("|" + " --- |" * 8)
