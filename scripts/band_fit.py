@@ -10,8 +10,9 @@ scenario (its features, layers, width and Fourier scale, times each factor of --
 FourierMLP, or with --representations patches the partition of unity of local networks of
 `network.representation: patches` at the scenario's patch size), by least squares on points drawn
 uniformly in the domain each iteration (the target interpolated bilinearly), Adam at the scenario's
-learning rate. Each fitted φ is then evaluated on the same export grid and measured like the target: band width (area φ > 0.5 per unit skeleton
-length), skeleton and AT2 crack length, fragments, median φ, RMS error.
+learning rate. Each fitted φ is then evaluated on the same export grid and measured like the
+target: band width (area φ > 0.5 per unit skeleton length), skeleton and AT2 crack length,
+fragments, median φ, RMS error.
 
 What it tells: the PINN's bands are wider than the FEM's (docs/benchmarks.md). If the network,
 told the answer, reproduces the FEM's band width, the representation is not what widens them and
