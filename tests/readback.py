@@ -68,7 +68,8 @@ def assert_run_outputs(out, *, t_end: float, snapshots: int) -> dict:
     final = summary["final"]
     assert final["crack_length"] == pytest.approx(float(rows[-1]["crack_length"]), rel=1e-9, abs=1e-15)
     stats = analysis.crack_statistics(phi, mask=mask, spacing=spacing, s=s)
-    for key in ("skeleton_length", "fragments", "mean_fragment_area", "cracked_fraction", "median_phi", "junctions"):
+    for key in ("skeleton_length", "fragments", "mean_fragment_area", "cracked_fraction", "band_width", "median_phi",
+                "junctions"):
         assert final[key] == pytest.approx(stats[key], rel=1e-6, abs=1e-9), key
     assert_picture(out / "cracks.png")
     return summary

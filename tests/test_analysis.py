@@ -240,13 +240,32 @@ def test_nan_inside_mask_is_refused():
         analysis.crack_statistics(phi, spacing=(0.1, 0.1), s=0.05)
 
 
+@pytest.mark.parametrize("s", [0.005, 0.01, 0.02])
+def test_band_width_is_the_at2_profiles(s):
+    """AT2's profile exp(−d/s) exceeds 1/2 within s·ln 2 of the crack: a band 2 ln 2 · s wide,
+    whatever s, for a straight crack and for a network with junctions: within a pixel (the
+    band's edge falls between pixels) plus 3 % (ends and junctions, a few s of a skeleton
+    many s long)."""
+    X, Y, h = cell_centred_grid(800)
+    straight, _ = crack_network(X, Y, [((0.0, 0.5), (1.0, 0.5))], s=s)
+    expected = 2 * np.log(2) * s
+    tolerance = h + 0.03 * expected
+    width = analysis.crack_statistics(straight, spacing=(h, h), s=s)["band_width"]
+    assert width == pytest.approx(expected, abs=tolerance)
+    net, _ = crack_network(X, Y, [((0.0, 0.3), (1.0, 0.3)), ((0.0, 0.7), (1.0, 0.7)),
+                                  ((0.4, 0.3), (0.4, 0.7)), ((0.6, 0.0), (0.6, 0.3))], s=s)
+    assert analysis.crack_statistics(net, spacing=(h, h), s=s)["band_width"] == pytest.approx(
+        expected, abs=tolerance)
+    assert analysis.crack_statistics(np.zeros((40, 40)), spacing=(0.025, 0.025), s=s)["band_width"] == 0.0
+
+
 def test_crack_statistics_keys_and_types():
     X, Y, h = cell_centred_grid(200)
     phi, _ = crack_network(X, Y, [((0.1, 0.5), (0.9, 0.5)), ((0.5, 0.5), (0.5, 0.9))])
     stats = analysis.crack_statistics(phi, spacing=(h, h), s=S)
     assert set(stats) >= {
         "crack_length", "skeleton_length", "fragments", "mean_fragment_area",
-        "cracked_fraction", "median_phi", "junctions", "t_junction_fraction",
+        "cracked_fraction", "band_width", "median_phi", "junctions", "t_junction_fraction",
     }
     assert all(type(v) in (int, float) for v in stats.values())
     assert stats["fragments"] == 1  # the T does not cut the square

@@ -235,7 +235,9 @@ def crack_statistics(
 
     Keys: crack_length (AT2 functional, counts the grey background), skeleton_length
     (crisp cracks only), fragments, mean_fragment_area (fragments ≥ min_fragment_area, default
-    (4s)²), cracked_fraction (area with φ > threshold / domain area), median_phi (over the
+    (4s)²), cracked_fraction (area with φ > threshold / domain area), band_width (area with
+    φ > threshold per unit skeleton length: the mean width of the crack bands, about 1.4 s for
+    AT2's exp(−|x|/s) profile; 0.0 without a skeleton), median_phi (over the
     mask: AT2's grey background level), junctions (all kinds), t_junctions, y_junctions,
     x_junctions, t_junction_fraction (T / (T + Y), 0.0 when there is neither).
     arm_length (junction arms, see `junctions`) defaults to 10s. phi: (ny, nx);
@@ -261,12 +263,15 @@ def crack_statistics(
     )
     n_t, n_y, n_x = (junc.kinds.count(k) for k in ("T", "Y", "X"))
     domain_cells = int(np.count_nonzero(mask))
+    skeleton_length = length_of_skeleton(skel, spacing)
+    cracked_area = float(np.count_nonzero(cracks)) * hx * hy
     return {
         "crack_length": at2_crack_length(phi, mask=mask, spacing=spacing, s=s, grad_phi=grad_phi),
-        "skeleton_length": length_of_skeleton(skel, spacing),
+        "skeleton_length": skeleton_length,
         "fragments": frag.count,
         "mean_fragment_area": frag.mean_area,
         "cracked_fraction": float(np.count_nonzero(cracks) / domain_cells) if domain_cells else 0.0,
+        "band_width": cracked_area / skeleton_length if skeleton_length > 0 else 0.0,
         "median_phi": float(np.median(phi[mask])) if domain_cells else 0.0,
         "junctions": junc.count,
         "t_junctions": n_t,

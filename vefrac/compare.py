@@ -20,7 +20,7 @@ from . import plots
 from .errors import InputError
 
 STATISTICS = ("crack_length", "skeleton_length", "fragments", "mean_fragment_area", "cracked_fraction",
-              "median_phi", "junctions", "t_junction_fraction")
+              "band_width", "median_phi", "junctions", "t_junction_fraction")
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from .solve import TERMS, trapezoid_weights
 CHECKPOINT = "checkpoint.pt"
 OUTPUT_FILES = ("fields_*.vti", "fields.pvd", "history.csv", "summary.json", CHECKPOINT, "*.png", ".*.tmp")
 HISTORY_COLUMNS = ["t", "eps_s", "elastic", "surface", "substrate", "total", "crack_length",
-                   "skeleton_length", "fragments", "median_phi"]
+                   "skeleton_length", "fragments", "band_width", "median_phi"]
 
 
 @dataclass
@@ -61,7 +61,7 @@ def snapshot_from_fields(f: dict[str, np.ndarray], *, grid: Grid, t: float, s: f
     arrays["crack_length_density"] = np.where(inside, f["crack_density"], 0.0).reshape(ny, nx)
     row = {"t": t, "eps_s": eps_s, **energies, "total": sum(energies.values()),
            "crack_length": stats["crack_length"], "skeleton_length": stats["skeleton_length"],
-           "fragments": stats["fragments"], "median_phi": stats["median_phi"]}
+           "fragments": stats["fragments"], "band_width": stats["band_width"], "median_phi": stats["median_phi"]}
     return Snapshot(t=t, arrays=arrays, row=row, stats=stats)
 
 
