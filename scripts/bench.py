@@ -231,7 +231,8 @@ def time_to_solution(factors: list[float], backends: list[str], overrides: list[
             rows.append({"backend": backend, "factor": f, "domain_over_s": f * base.domain.size[0] / base.fracture.length_scale,
                          "wall_s": wall, "fragments": final["fragments"], "mean_fragment_area": final["mean_fragment_area"],
                          "skeleton_length": final["skeleton_length"], "crack_length": final["crack_length"],
-                         "first_crack_t": summary["first_crack_t"]})
+                         "first_crack_t": summary["first_crack_t"], "band_width": final.get("band_width"),
+                         "median_phi": final.get("median_phi")})
             print(f"{backend:5} domain/s = {rows[-1]['domain_over_s']:5.0f}: {wall:7.0f} s, {final['fragments']} fragments, "
                   f"skeleton length {final['skeleton_length']:.3g}", flush=True)
             if json_path:  # keep what is done: these runs are long
@@ -245,7 +246,33 @@ def time_to_solution(factors: list[float], backends: list[str], overrides: list[
             slope = np.polyfit(np.log([r["domain_over_s"] for r in mine]), np.log([r["wall_s"] for r in mine]), 1)[0]
             exponents[backend] = float(slope)
     print("cost exponents (wall time ∝ (domain/s)^p): " + ", ".join(f"{b} p = {p:.2f}" for b, p in exponents.items()))
+    print(scaling_table(rows))
     return {"runs": rows, "exponents": exponents}
+
+
+def scaling_table(rows: list[dict]) -> str:
+    """The verdict as a markdown table: per domain/s and backend, wall time, crack statistics (the
+    PINN's relative to the FEM's where both ran) and the PINN / FEM time."""
+    fem = {r["domain_over_s"]: r for r in rows if r["backend"] == "fem"}
+
+    def cell(r, key, fmt):
+        v, ref = r.get(key), fem.get(r["domain_over_s"], {}).get(key)
+        if v is None:
+            return "–"
+        if r["backend"] == "fem" or not ref or key == "first_crack_t":
+            return format(v, fmt)
+        return f"{format(v, fmt)} ({100 * (v / ref - 1):+.0f} %)"
+
+    lines = ["| domain/s | backend | wall s | fragments | skeleton | AT2 length | first crack t | band width | "
+             "median φ | PINN / FEM time |", "|" + " --- |" * 10]
+    for r in sorted(rows, key=lambda r: (r["domain_over_s"], r["backend"] != "fem")):
+        ref = fem.get(r["domain_over_s"])
+        ratio = f"{r['wall_s'] / ref['wall_s']:.2f}" if r["backend"] == "pinn" and ref else ""
+        lines.append(f"| {r['domain_over_s']:.0f} | {r['backend']} | {r['wall_s']:.0f} | {cell(r, 'fragments', 'd')} | "
+                     f"{cell(r, 'skeleton_length', '.4g')} | {cell(r, 'crack_length', '.4g')} | "
+                     f"{cell(r, 'first_crack_t', '.4g')} | {cell(r, 'band_width', '.4g')} | "
+                     f"{cell(r, 'median_phi', '.2f')} | {ratio} |")
+    return "\n".join(lines)
 
 
 def time_refresh(points: int, overrides: list[str], repeats: int = 5) -> dict:
