@@ -53,10 +53,7 @@ def last_phi(run: Path):
 
 def statistics(phi: np.ndarray, mask: np.ndarray, spacing, s: float) -> dict:
     stats = analysis.crack_statistics(np.where(mask, phi, 0.0), mask=mask, spacing=spacing, s=s)
-    area = float(((phi > 0.5) & mask).sum() * spacing[0] * spacing[1])
-    skeleton = stats["skeleton_length"]
-    return {"fragments": stats["fragments"], "skeleton_length": skeleton, "crack_length": stats["crack_length"],
-            "band_width": area / skeleton if skeleton > 0 else None, "median_phi": float(np.median(phi[mask]))}
+    return {key: stats[key] for key in ("fragments", "skeleton_length", "crack_length", "band_width", "median_phi")}
 
 
 def fit(run: Path, factor: float, *, iterations: int, points: int, seed: int, kind: str = "global",
