@@ -1,7 +1,7 @@
 """PINN against the FEM reference on the agreement cases of the scale issue, side by side.
 
-    python scripts/agreement.py [--etas 100 400] [--variants fem decay constant] [--jobs 2]
-                                [--out outputs/agreement] [--json FILE] [--set KEY=VALUE ...]
+    python scripts/agreement.py [--etas 100 400] [--variants fem decay constant] [--seeds 0 1 2]
+                                [--jobs 2] [--out outputs/agreement] [--json FILE] [--set KEY=VALUE ...]
 
 The cases: square-mud's layer (unit square, s = 0.02, λ = μ = 1) with a log-normal toughness of
 cv 0.2 (mean 1e-3, correlation length 0.05), substrate stiffness η as given, shrinkage to
@@ -18,7 +18,10 @@ t = 0.12 in 24 load steps (Δt = 0.005, square-mud's), square-mud's PINN budget 
   time is proportional to the points on the CPU); half-points-x2 is square-mud's budget since
   2026-12-02;
 - default: square-mud's settings as they are.
-Each run is its own process with one thread; `--jobs` run at a time. Prints and writes (JSON) per
+`--seeds`: every PINN variant once per network seed (scenario `seed`: features, initial weights,
+sampling) over the same toughness field (`fracture.toughness.seed: 0`), so the spread of a
+statistic over the seeds is the PINN's own; the FEM runs once. The table then adds, per variant,
+the mean and the range over the seeds. Each run is its own process with one thread; `--jobs` run at a time. Prints and writes (JSON) per
 run: wall time, fragments, skeleton and AT2 crack length, first crack, mean band width (area of
 φ > 0.5 per unit skeleton length, on the export grid) and median φ, then each PINN variant's
 errors against the FEM of the same case. Runs already finished in --out are read, not rerun.
@@ -51,7 +54,7 @@ VARIANTS = {
 
 
 def case_overrides(eta: float) -> list[str]:
-    return ["fracture.toughness={kind: lognormal, mean: 1.0e-3, cv: 0.2, correlation_length: 0.05}",
+    return ["fracture.toughness={kind: lognormal, mean: 1.0e-3, cv: 0.2, correlation_length: 0.05, seed: 0}",
             f"material.substrate_stiffness={eta}", "shrinkage.t_end=0.12", "solver.load_steps=24",
             "output.snapshots=25", "solver.threads=1"]
 
@@ -69,8 +72,10 @@ def band_statistics(run: Path, skeleton_length: float) -> dict:
             "median_phi": float(np.median(phi[mask]))}
 
 
-def one_run(out: Path, eta: float, variant: str, extra: list[str]) -> dict:
-    folder = out / f"eta{eta:g}-{variant}"
+def one_run(out: Path, eta: float, variant: str, seed: int, extra: list[str]) -> dict:
+    folder = out / (f"eta{eta:g}-{variant}" + (f"-seed{seed}" if seed else ""))
+    if seed:
+        extra = [*extra, f"seed={seed}"]
     if not (folder / "summary.json").is_file():
         cmd = [sys.executable, "-m", "vefrac", "run", str(ROOT / "scenarios" / "square-mud.yaml"), "--out",
                str(folder), "--overwrite", "--quiet"]
@@ -79,13 +84,13 @@ def one_run(out: Path, eta: float, variant: str, extra: list[str]) -> dict:
         subprocess.run(cmd, check=True, cwd=ROOT)
     summary = json.loads((folder / "summary.json").read_text())
     final = summary["final"]
-    return {"eta": eta, "variant": variant, "wall_s": summary["wall_time_s"], "fragments": final["fragments"],
+    return {"eta": eta, "variant": variant, "seed": seed, "wall_s": summary["wall_time_s"], "fragments": final["fragments"],
             "skeleton_length": final["skeleton_length"], "crack_length": final["crack_length"],
             "first_crack_t": summary["first_crack_t"], **band_statistics(folder, final["skeleton_length"])}
 
 
 def table(rows: list[dict]) -> str:
-    head = "| η | variant | wall s | fragments | skeleton | AT2 length | first crack t | band width | median φ |"
+    head = "| η | variant (seed) | wall s | fragments | skeleton | AT2 length | first crack t | band width | median φ |"
     lines = [head, "|" + " --- |" * 9]
     ref = {r["eta"]: r for r in rows if r["variant"] == "fem"}
 
@@ -96,16 +101,46 @@ def table(rows: list[dict]) -> str:
         return f"{r[key]:.4g} ({100 * (r[key] / f[key] - 1):+.0f} %)"
 
     for r in rows:
-        lines.append(f"| {r['eta']:g} | {r['variant']} | {r['wall_s']:.0f} | {r['fragments']} | "
+        name = r["variant"] + (f" ({r['seed']})" if r["variant"] != "fem" else "")
+        lines.append(f"| {r['eta']:g} | {name} | {r['wall_s']:.0f} | {r['fragments']} | "
                      f"{rel(r, 'skeleton_length')} | {rel(r, 'crack_length')} | {r['first_crack_t']} | "
                      f"{rel(r, 'band_width')} | {r['median_phi']:.2f} |")
-    return "\n".join(lines)
+    return "\n".join(lines + seed_spread(rows))
+
+
+def seed_spread(rows: list[dict]) -> list[str]:
+    """Per η and PINN variant run at two or more seeds: mean [min, max] of each statistic over the
+    seeds, and the mean's error against the FEM."""
+    keys = ["fragments", "skeleton_length", "crack_length", "first_crack_t", "band_width"]
+    ref = {r["eta"]: r for r in rows if r["variant"] == "fem"}
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        if r["variant"] != "fem":
+            groups.setdefault((r["eta"], r["variant"]), []).append(r)
+    lines = []
+    for (eta, variant), runs in groups.items():
+        if len(runs) < 2:
+            continue
+        if not lines:
+            lines = ["", "| η | variant | seeds | " + " | ".join(keys) + " |", "|" + " --- |" * (3 + len(keys))]
+        cells = []
+        for k in keys:
+            v = np.array([r[k] for r in runs if r[k] is not None], dtype=float)
+            if not len(v):
+                cells.append("–")
+                continue
+            f = ref.get(eta, {}).get(k)
+            err = f" ({100 * (v.mean() / f - 1):+.0f} %)" if f else ""
+            cells.append(f"{v.mean():.4g}{err} [{v.min():.4g}, {v.max():.4g}]")
+        lines.append(f"| {eta:g} | {variant} | {len(runs)} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--etas", type=float, nargs="+", default=[100.0, 400.0])
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--out", default=str(ROOT / "outputs" / "agreement"))
     ap.add_argument("--json")
@@ -113,7 +148,7 @@ def main() -> None:
     a = ap.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    specs = [(eta, v) for eta in a.etas for v in a.variants]
+    specs = [(eta, v, seed) for eta in a.etas for v in a.variants for seed in (a.seeds if v != "fem" else [0])]
     with ThreadPoolExecutor(a.jobs) as pool:
         rows = list(pool.map(lambda spec: one_run(out, *spec, a.overrides), specs))
     print(table(rows))

@@ -120,6 +120,28 @@ def test_network_field_is_smooth_positive_and_reproducible():
     assert np.mean(means) == pytest.approx(1e-3, rel=0.03)
 
 
+@pytest.mark.parametrize("kind", ["lognormal", "network"])
+def test_a_toughness_seed_fixes_the_field_whatever_the_scenario_seed(kind):
+    """fracture.toughness.seed: other network seeds over the same material (the PINN's seed spread)."""
+    from vefrac.problem import build_problem
+
+    x = torch.rand(4000, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64) - 0.5
+
+    def g(seed, toughness_seed=None):
+        tough = {"kind": kind, "cv": 0.3} | ({} if toughness_seed is None else {"seed": toughness_seed})
+        scn = config.validate_scenario({"seed": seed, "fracture": {"toughness": tough}})
+        return build_problem(scn).toughness(x)
+
+    def same(a, b):  # to rounding: a matmul's summation order may differ between calls
+        return torch.allclose(a, b, rtol=1e-12, atol=0)
+
+    assert same(g(0), g(0, toughness_seed=0))  # no seed of its own: the scenario's
+    assert same(g(3, toughness_seed=0), g(0))
+    assert same(g(3, toughness_seed=9), g(4, toughness_seed=9))
+    assert not same(g(3), g(0))
+    assert not same(g(0, toughness_seed=9), g(0))
+
+
 def test_image_toughness_maps_black_to_gmin_and_top_row_to_largest_y(tmp_path):
     img = np.zeros((4, 8), np.uint8)
     img[:2] = 255  # top half white

@@ -103,8 +103,10 @@ def gaussian_random_field(shape: tuple[int, int], *, spacing: float, correlation
 
 
 def build_toughness(spec, domain: Domain, *, seed: int) -> torch.nn.Module:
-    """The G(x) module a validated toughness spec describes: (N, 2) -> (N,) > 0."""
-    rng = np.random.default_rng([seed, 0x70F])
+    """The G(x) module a validated toughness spec describes: (N, 2) -> (N,) > 0. A random field is
+    drawn from the spec's own seed when it has one, else from the scenario's `seed`."""
+    own = getattr(spec, "seed", None)
+    rng = np.random.default_rng([seed if own is None else own, 0x70F])
     if isinstance(spec, config.ConstantToughness):
         return ConstantField(spec.mean)
     if isinstance(spec, config.NetworkToughness):

@@ -116,6 +116,9 @@ class Material(_Strict):
         return out
 
 
+FieldSeed = Annotated[int, Field(ge=0, lt=2**63)] | None
+
+
 class ConstantToughness(_Strict):
     kind: Literal["constant"]
     mean: PositiveFloat = 1.0e-3
@@ -126,6 +129,7 @@ class LogNormalToughness(_Strict):
     mean: PositiveFloat = 1.0e-3
     cv: Annotated[float, Field(ge=0)] = 0.2
     correlation_length: PositiveFloat = 0.05
+    seed: FieldSeed = None  # the field's own draw; None: the scenario's seed
 
 
 class NetworkToughness(_Strict):
@@ -134,6 +138,7 @@ class NetworkToughness(_Strict):
     cv: Annotated[float, Field(ge=0)] = 0.2
     correlation_length: PositiveFloat = 0.05
     features: Annotated[int, Field(ge=8, le=65536)] = 256
+    seed: FieldSeed = None
 
 
 class ImageToughness(_Strict):
