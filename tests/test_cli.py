@@ -97,6 +97,9 @@ CASES = [
     ([SQUARE, "--set", "fracture.toughness={kind: image, image: {tmp}/text.png, range: [1, 2]}"], 2,
      ("--set fracture.toughness=", "text.png", "cannot be read as an image")),
     # overrides
+    ([SQUARE, "--set", "fracture.toughness.seed=-1"], 2, ("fracture.toughness.seed", ">= 0", "got -1")),
+    ([SQUARE, "--set", "fracture.toughness={kind: constant, seed: 3}"], 2,
+     ("fracture.toughness.seed: unknown key", "kind: lognormal or network")),
     ([SQUARE, "--set", "material.lame_mu"], 2, ("--set 'material.lame_mu'", "KEY.PATH=VALUE")),
     ([SQUARE, "--set", "=1"], 2, ("--set", "KEY.PATH=VALUE")),
     ([SQUARE, "--set", "foo=1"], 2, ("--set foo: unknown key", "allowed here: domain")),
