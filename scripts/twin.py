@@ -228,7 +228,7 @@ def _invert_name(frames: int, displacement: bool = False) -> str:
 
 
 def analyse(out: Path, *, s: float, near: float, extra: dict | None = None, frames: int = 1,
-            displacement: bool = False) -> dict:
+            displacement: bool = False, crack_noise: float | None = None) -> dict:
     """Compare the truth (out/truth) with the inversion (out/invert, or out/invert-Nframes; with
     displacement, out/invert[-Nframes]-displacement); writes twin.json and twin.png
     (twin-Nframes.json and .png; twin[-Nframes]-displacement.json and .png) in out."""
@@ -262,6 +262,11 @@ def analyse(out: Path, *, s: float, near: float, extra: dict | None = None, fram
         "first_crack_time": summary["inversion"].get("first_crack_time"),
         "displacement": summary["inversion"].get("displacement"),
     }
+    unc = summary["inversion"].get("uncertainty")
+    if unc is not None:
+        result["uncertainty"] = uncertainty_scores(out / name / "inferred.vti", unc, true_log=true_log,
+                                                   inferred_log=inferred_log, skeleton=inferred["observed_skeleton"],
+                                                   close=close, material=material, s=s, crack_noise=crack_noise)
     if "log_G_std" in inferred:
         std = inferred["log_G_std"]
         result["log_G_std_near_cracks"] = float(std[close].mean())
@@ -273,6 +278,34 @@ def analyse(out: Path, *, s: float, near: float, extra: dict | None = None, fram
              model=inferred["phi_model"], material=material,
              extent=_extent(out / name / "inferred.vti"), result=result)
     return result
+
+
+def uncertainty_scores(path: Path, unc: dict, *, true_log, inferred_log, skeleton, close, material, s: float,
+                       crack_noise: float | None) -> dict:
+    """How well the posterior std of log G (vefrac/posterior.py) describes the inversion's actual
+    error: the share of points whose true log G lies within ±2σ of the inferred one, near the
+    cracks and far from them, and the mean σ there, at the crack noise τ the run used (or
+    `crack_noise`); and the τ this twin itself calls for (χ² calibration near the cracks)."""
+    import pyvista as pv
+
+    from vefrac import posterior
+    from vefrac.geometry import Grid
+
+    data = pv.read(str(path))
+    grid = Grid(tuple(data.origin[:2]), tuple(data.spacing[:2]), (data.dimensions[1], data.dimensions[0]))
+    tau = crack_noise or unc["crack_noise"]
+    kw = {"s": s, "prior_std": unc["prior_std"], "correlation_length": unc["correlation_length"]}
+    skeleton = skeleton.astype(bool)
+    sigma = posterior.posterior_std(skeleton, grid, error=tau, **kw)
+    residual = inferred_log - true_log
+    far = material & ~close
+    inside = np.abs(residual) <= 2 * sigma
+    return {"crack_noise": tau, "prior_std": unc["prior_std"], "correlation_length": unc["correlation_length"],
+            "coverage_2sigma_near_cracks": float(inside[close].mean()), "coverage_2sigma_far": float(inside[far].mean()),
+            "mean_sigma_near_cracks": float(sigma[close].mean()), "mean_sigma_far": float(sigma[far].mean()),
+            "rms_error_near_cracks": float(np.sqrt(np.mean(residual[close] ** 2))),
+            "rms_error_far": float(np.sqrt(np.mean(residual[far] ** 2))),
+            "calibrated_crack_noise": posterior.calibrate_noise(residual, close, skeleton, grid, **kw)}
 
 
 def summary_spacing(path: Path) -> tuple[float, float]:
@@ -378,6 +411,8 @@ def main() -> None:
                         "already in --out (both analysed), and stop")
     p.add_argument("--truth-g", choices=["scenario", "weak-lines"], default="scenario",
                    help="the truth's toughness: the scenario's, or straight weak lines on a mild background")
+    p.add_argument("--crack-noise", type=float, default=None,
+                   help="--analyse-only: score the uncertainty map at this invert.crack_noise instead of the run's")
     a = p.parse_args()
     if a.truth_g == "weak-lines":
         Path(a.out).mkdir(parents=True, exist_ok=True)
@@ -389,7 +424,7 @@ def main() -> None:
     if a.analyse_only:
         scn = load_scenario(Path(a.scenario), a.overrides)
         result = analyse(Path(a.out), s=scn.fracture.length_scale, near=a.near, frames=a.frames,
-                         displacement=a.displacement)
+                         displacement=a.displacement, crack_noise=a.crack_noise)
         for k, v in result.items():
             print(f"{k:>34}: {v}")
         return

@@ -122,7 +122,7 @@ def test_invert_writes_every_output(tmp_path):
     assert code == 0
     summary = assert_run_outputs(out, t_end=0.1, snapshots=3)  # the forward run with the inferred G
     for name in ("inferred.vti", "inversion.csv", "inversion.png", "observation.png", "G_inferred.png",
-                 "G_uncertainty.png", "observed_vs_model.png", "config.yaml", "inversion.pt"):
+                 "G_uncertainty.png", "G_spread.png", "observed_vs_model.png", "config.yaml", "inversion.pt"):
         assert (out / name).is_file(), name
     assert not (out / inverse.WORK).exists()
     inv = summary["inversion"]
@@ -132,8 +132,14 @@ def test_invert_writes_every_output(tmp_path):
     assert [r["seed"] for r in inv["per_seed"]] == [0, 1] and all(1 <= r["best_iteration"] <= 2 for r in inv["per_seed"])
     vti = pv.read(str(out / "inferred.vti"))
     data = vti.point_data
-    for array in ("G", "log_G", "log_G_std", "phi_observed", "observed_skeleton", "material", "phi_model"):
+    for array in ("G", "log_G", "log_G_std", "log_G_sigma", "phi_observed", "observed_skeleton", "material",
+                  "phi_model"):
         assert array in data.keys(), array
+    # the posterior std: below the prior's on the observed cracks, the prior's far from them
+    unc = inv["uncertainty"]
+    assert unc["mean_sigma_near_cracks"] < unc["mean_sigma_far"] <= unc["prior_std"] + 1e-12
+    sigma = np.asarray(data["log_G_sigma"])
+    assert sigma.min() < 0.8 * unc["prior_std"] and sigma.max() == pytest.approx(unc["prior_std"], rel=1e-6)
     # the picture read the right way up: the vertical crack at x = 0, the T's arm on the left at the
     # height of pixel rows 40-42 of 120 from the top, y = 0.5 - 41.5/120
     nx, ny, _ = vti.dimensions

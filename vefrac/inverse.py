@@ -40,13 +40,13 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from . import __version__, analysis, config, displacements, export, plots
+from . import __version__, analysis, config, displacements, export, plots, posterior
 from .budget import export_resolution
 from .checkpoint import load_checkpoint, save_checkpoint
 from .errors import InputError
 from .fields import GridField, bilinear
 from .geometry import Grid
-from .log_toughness import LogToughness, gap_step, prior_draw
+from .log_toughness import LogToughness, gap_step, prior_cv, prior_draw
 from .observe import Observed, read_observation
 from .outputs import check_writable
 from .pinn_model import FieldModel
@@ -369,6 +369,8 @@ class Inversion:
                   "phi_model": phi}
         if log_std is not None:
             arrays["log_G_std"] = log_std
+        uncertainty = self._uncertainty()
+        arrays["log_G_sigma"] = uncertainty.pop("sigma")
         export.write_vti(self.out / "inferred.vti", origin=grid.origin, spacing=grid.spacing, point_data=arrays)
         columns = HISTORY_COLUMNS + ([f"overlap_{k}" for k in range(len(self.times))] if len(self.times) > 1 else [])
         columns += displacements.HISTORY_COLUMNS if self.displacement else []
@@ -376,8 +378,10 @@ class Inversion:
         plots.plot_inversion_history(self.out / "inversion.png", self.state.history)
         plots.plot_crack_over_field(self.out / "G_inferred.png", phi=ob.phi, mask=mask, field=np.exp(log_g),
                                      extent=grid.extent, field_label="inferred G, observed cracks")
+        plots.plot_crack_over_field(self.out / "G_uncertainty.png", phi=ob.phi, mask=mask, field=arrays["log_G_sigma"],
+                                     extent=grid.extent, field_label="posterior std of log G")
         if log_std is not None:
-            plots.plot_crack_over_field(self.out / "G_uncertainty.png", phi=ob.phi, mask=mask, field=log_std,
+            plots.plot_crack_over_field(self.out / "G_spread.png", phi=ob.phi, mask=mask, field=log_std,
                                          extent=grid.extent, field_label="std of log G over seeds")
         plots.plot_side_by_side(self.out / "observed_vs_model.png",
                                  [("observed", ob.phi, mask, grid.extent),
@@ -392,6 +396,7 @@ class Inversion:
             "recall": overlap["recall"], "overlap_tolerance": self.scn.invert.overlap_tolerance * self.s,
             "mean_G": float(np.exp(log_g[mask]).mean()), "std_log_G": float(log_g[mask].std()),
             "mean_log_G_std": float(log_std[mask].mean()) if log_std is not None else None,
+            "uncertainty": uncertainty,
             "per_seed": [{"seed": i, "best_iteration": r["iteration"], "overlap": r["overlap"], "misfit": r["misfit"]}
                          for i, r in enumerate(self.state.results)],
             "iterations": self.counter[0], "wall_time_s": self.state.wall + time.perf_counter() - self.t0,
@@ -405,6 +410,22 @@ class Inversion:
         export.write_json(self.out / "summary.json", summary)
         shutil.rmtree(self.out / WORK, ignore_errors=True)
         return summary
+
+    def _uncertainty(self) -> dict:
+        """The posterior std of log G given the observed cracks (vefrac/posterior.py): its map
+        ("sigma") and what it was made of, with its mean near (within 3 s of) and far from the cracks."""
+        inv, ob = self.scn.invert, self.observed
+        skeleton = ob.skeleton  # the last picture: it holds every earlier frame's cracks too
+        tau = inv.crack_noise or posterior.CRACK_NOISE
+        prior_std = math.sqrt(math.log1p(prior_cv(self.scn) ** 2))
+        sigma = posterior.posterior_std(skeleton, self.grid, s=self.s, prior_std=prior_std,
+                                        correlation_length=self.smoothing, error=tau)
+        near = ob.material & (ndimage.distance_transform_edt(~skeleton, sampling=self.grid.spacing[::-1])
+                              <= 3 * self.s)
+        far = ob.material & ~near
+        return {"sigma": sigma, "crack_noise": tau, "prior_std": prior_std, "correlation_length": self.smoothing,
+                "mean_sigma_near_cracks": float(sigma[near].mean()) if near.any() else None,
+                "mean_sigma_far": float(sigma[far].mean()) if far.any() else None}
 
     def _time_lapse(self, run: Run, first_crack: float | None) -> dict:
         return time_lapse_report(self.out, run, frames=self.frames, times=self.times,

@@ -113,15 +113,21 @@ def gap_step(g: np.ndarray, *, c_assimilated: np.ndarray, c_free: np.ndarray, ma
     return target - mean_weight * math.log(np.exp(target[material]).mean() / g_mean)
 
 
+def prior_cv(scn: config.Scenario) -> float:
+    """The prior's coefficient of variation of G: invert.prior.cv, else the toughness's cv, else 0.5."""
+    cv = scn.invert.prior.cv
+    if cv is None:
+        cv = getattr(scn.fracture.toughness, "cv", None) or 0.5
+    return cv
+
+
 def prior_draw(scn: config.Scenario, *, g_mean: float, smoothing: float, domain, grid: Grid, seed: int) -> np.ndarray:
     """(ny, nx) log G on grid: a log-normal field with the prior's mean, cv and correlation length
     (`smoothing`), the start of seed `seed` of an ensemble.
 
     Where the picture says nothing the updates leave a seed's start alone, so the spread of
     the seeds there is the prior's: the ensemble shows what the picture does not constrain."""
-    cv = scn.invert.prior.cv
-    if cv is None:
-        cv = getattr(scn.fracture.toughness, "cv", None) or 0.5
+    cv = prior_cv(scn)
     spec = config.LogNormalToughness(kind="lognormal", mean=g_mean, cv=cv, correlation_length=smoothing)
     field_ = build_toughness(spec, domain, seed=seed + 0x5EED)
     values = field_(torch.as_tensor(grid.points())).numpy()

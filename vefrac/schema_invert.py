@@ -97,11 +97,14 @@ class Invert(_Strict):
     # forward runs after a seed's first: each load step starts from the previous outer iteration's
     # networks at that step and runs this share of its Adam iterations; None: cold, full budget
     warm_forward: Annotated[float, Field(gt=0, le=1)] | None = None
+    # the uncertainty map (vefrac/posterior.py): the error of log G that each length s of observed
+    # crack measures; None: the value calibrated on the twins (posterior.CRACK_NOISE)
+    crack_noise: PositiveFloat | None = None
 
     @model_serializer(mode="wrap")
     def _as_before(self, handler):  # without the newer keys: the dump and the hash of older versions
         out = handler(self)
-        for key in ("displacement", "warm_forward"):
+        for key in ("displacement", "warm_forward", "crack_noise"):
             if getattr(self, key) is None:
                 out.pop(key, None)
         return out
