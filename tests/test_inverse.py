@@ -118,7 +118,7 @@ def test_invert_writes_every_output(tmp_path):
     image = _crack_picture(tmp_path / "cracks.png")
     out = tmp_path / "inv"
     code = cli.main(["invert", SQUARE, "--image", str(image), "--out", str(out), "--quiet",
-                     *_sets(SMALL + ["invert.seeds=2"])])
+                     *_sets(SMALL + ["invert.seeds=2", "invert.crack_noise=0.5"])])
     assert code == 0
     summary = assert_run_outputs(out, t_end=0.1, snapshots=3)  # the forward run with the inferred G
     for name in ("inferred.vti", "inversion.csv", "inversion.png", "observation.png", "G_inferred.png",
@@ -137,6 +137,7 @@ def test_invert_writes_every_output(tmp_path):
         assert array in data.keys(), array
     # the posterior std: below the prior's on the observed cracks, the prior's far from them
     unc = inv["uncertainty"]
+    assert unc["crack_noise"] == 0.5
     assert unc["mean_sigma_near_cracks"] < unc["mean_sigma_far"] <= unc["prior_std"] + 1e-12
     sigma = np.asarray(data["log_G_sigma"])
     assert sigma.min() < 0.8 * unc["prior_std"] and sigma.max() == pytest.approx(unc["prior_std"], rel=1e-6)
