@@ -10,7 +10,10 @@ crack length) to the end (the last frame is the one-picture twin's picture, nois
 out/frames with times.txt, inverted with `vefrac invert --images` into out/invert-Nframes.
 `--analyse-only --frames N` compares that
 one; twin.json then also holds the overlap at every frame. `--frames N --compare-picture FILE.png`
-draws the true G beside the one-picture and the N-frame inversions already in --out.
+draws the true G beside the one-picture and the N-frame inversions already in --out;
+`--frames N --uncertainty-picture FILE.png [--crack-noise T]` draws that inversion's error against
+its uncertainty map (log_G_sigma), and `--analyse-only --crack-noise T` scores the map at τ = T
+(twin.json → uncertainty: coverage of ±2σ near and far from the cracks, and the τ the twin calls for).
 
 With --displacement the inversion also sees the truth's displacement at the last frame's time (its
 last snapshot's point data `u`), as out/displacement.npz (ux, uy, origin, spacing; NaN off the
@@ -354,6 +357,53 @@ def _picture(path, *, truth, inferred, std, observed, skeleton, model, material,
     plt.close(fig)
 
 
+def uncertainty_picture(out: Path, frames: int, path: Path, *, s: float, crack_noise: float | None = None) -> None:
+    """The inversion's error against its uncertainty map: true and inferred log G, the posterior
+    std σ, and where the truth lies outside ±2σ (red) on the layer, the observed centre lines
+    drawn in white."""
+    import matplotlib
+    import pyvista as pv
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from vefrac import posterior
+    from vefrac.geometry import Grid
+
+    name = _invert_name(frames)
+    truth = np.log(_read_vti(sorted((out / "truth").glob("fields_*.vti"))[-1])["G"])
+    inferred = _read_vti(out / name / "inferred.vti")
+    unc = json.loads((out / name / "summary.json").read_text())["inversion"]["uncertainty"]
+    data = pv.read(str(out / name / "inferred.vti"))
+    grid = Grid(tuple(data.origin[:2]), tuple(data.spacing[:2]), (data.dimensions[1], data.dimensions[0]))
+    skeleton = inferred["observed_skeleton"].astype(bool)
+    tau = crack_noise or unc["crack_noise"]
+    sigma = posterior.posterior_std(skeleton, grid, s=s, prior_std=unc["prior_std"],
+                                    correlation_length=unc["correlation_length"], error=tau)
+    material = inferred["material"].astype(bool)
+    outside = material & (np.abs(inferred["log_G"] - truth) > 2 * sigma)
+    lo, hi = np.percentile(truth[material], [1, 99])
+    extent = _extent(out / name / "inferred.vti")
+    panels = [("true log G", truth, "viridis", (lo, hi)), ("inferred log G", inferred["log_G"], "viridis", (lo, hi)),
+              (f"posterior std σ of log G (τ = {tau:g})", sigma, "magma", (None, None)),
+              (f"truth outside ±2σ: {outside[material].mean():.0%} of the layer", outside.astype(float), "Reds", (0, 1))]
+    fig, axes = plt.subplots(1, 4, figsize=(14, 3.8), constrained_layout=True)
+    lines = np.zeros(skeleton.shape + (4,))
+    lines[..., :3], lines[..., 3] = 1.0, np.where(skeleton, 0.9, 0.0)
+    for ax, (title, values, cmap, (vmin, vmax)) in zip(axes, panels):
+        im = ax.imshow(np.ma.masked_array(values, mask=~material), origin="lower", extent=extent, cmap=cmap,
+                       vmin=vmin, vmax=vmax)
+        ax.imshow(lines if cmap != "Reds" else lines * [0, 0, 0, 1], origin="lower", extent=extent,
+                  interpolation="nearest")
+        ax.set_title(title, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if cmap != "Reds":
+            fig.colorbar(im, ax=ax, shrink=0.7)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
 def compare_picture(out: Path, frames: int, path: Path) -> None:
     """True log G beside the one-picture and the `frames`-frame inversions of the same twin (both
     already analysed in `out`), with their correlations: what the time-lapse adds, in one picture."""
@@ -411,6 +461,8 @@ def main() -> None:
                         "already in --out (both analysed), and stop")
     p.add_argument("--truth-g", choices=["scenario", "weak-lines"], default="scenario",
                    help="the truth's toughness: the scenario's, or straight weak lines on a mild background")
+    p.add_argument("--uncertainty-picture", metavar="PNG",
+                   help="draw the inversion in --out (--frames N) against its uncertainty map into PNG, and stop")
     p.add_argument("--crack-noise", type=float, default=None,
                    help="--analyse-only: score the uncertainty map at this invert.crack_noise instead of the run's")
     a = p.parse_args()
@@ -418,6 +470,11 @@ def main() -> None:
         Path(a.out).mkdir(parents=True, exist_ok=True)
         scn = load_scenario(Path(a.scenario), a.overrides)
         a.overrides = a.overrides + weak_lines_toughness(scn, Path(a.out), seed=scn.seed)
+    if a.uncertainty_picture:
+        scn = load_scenario(Path(a.scenario), a.overrides)
+        uncertainty_picture(Path(a.out), a.frames, Path(a.uncertainty_picture), s=scn.fracture.length_scale,
+                            crack_noise=a.crack_noise)
+        return
     if a.compare_picture:
         compare_picture(Path(a.out), a.frames, Path(a.compare_picture))
         return
