@@ -289,13 +289,9 @@ def uncertainty_scores(path: Path, unc: dict, *, true_log, inferred_log, skeleto
     error: the share of points whose true log G lies within ±2σ of the inferred one, near the
     cracks and far from them, and the mean σ there, at the crack noise τ the run used (or
     `crack_noise`); and the τ this twin itself calls for (χ² calibration near the cracks)."""
-    import pyvista as pv
-
     from vefrac import posterior
-    from vefrac.geometry import Grid
 
-    data = pv.read(str(path))
-    grid = Grid(tuple(data.origin[:2]), tuple(data.spacing[:2]), (data.dimensions[1], data.dimensions[0]))
+    grid = _vti_grid(path)
     tau = crack_noise or unc["crack_noise"]
     kw = {"s": s, "prior_std": unc["prior_std"], "correlation_length": unc["correlation_length"]}
     skeleton = skeleton.astype(bool)
@@ -309,6 +305,16 @@ def uncertainty_scores(path: Path, unc: dict, *, true_log, inferred_log, skeleto
             "rms_error_near_cracks": float(np.sqrt(np.mean(residual[close] ** 2))),
             "rms_error_far": float(np.sqrt(np.mean(residual[far] ** 2))),
             "calibrated_crack_noise": posterior.calibrate_noise(residual, close, skeleton, grid, **kw)}
+
+
+def _vti_grid(path: Path):
+    """The vefrac Grid of a .vti file's points."""
+    import pyvista as pv
+
+    from vefrac.geometry import Grid
+
+    data = pv.read(str(path))
+    return Grid(tuple(data.origin[:2]), tuple(data.spacing[:2]), (data.dimensions[1], data.dimensions[0]))
 
 
 def summary_spacing(path: Path) -> tuple[float, float]:
@@ -362,20 +368,17 @@ def uncertainty_picture(out: Path, frames: int, path: Path, *, s: float, crack_n
     std σ, and where the truth lies outside ±2σ (red) on the layer, the observed centre lines
     drawn in white."""
     import matplotlib
-    import pyvista as pv
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     from vefrac import posterior
-    from vefrac.geometry import Grid
 
     name = _invert_name(frames)
     truth = np.log(_read_vti(sorted((out / "truth").glob("fields_*.vti"))[-1])["G"])
     inferred = _read_vti(out / name / "inferred.vti")
     unc = json.loads((out / name / "summary.json").read_text())["inversion"]["uncertainty"]
-    data = pv.read(str(out / name / "inferred.vti"))
-    grid = Grid(tuple(data.origin[:2]), tuple(data.spacing[:2]), (data.dimensions[1], data.dimensions[0]))
+    grid = _vti_grid(out / name / "inferred.vti")
     skeleton = inferred["observed_skeleton"].astype(bool)
     tau = crack_noise or unc["crack_noise"]
     sigma = posterior.posterior_std(skeleton, grid, s=s, prior_std=unc["prior_std"],
