@@ -102,6 +102,7 @@ CASES = [
      ("fracture.toughness.seed: unknown key", "kind: lognormal or network")),
     ([SQUARE, "--set", "invert.crack_noise=0"], 2, ("invert.crack_noise", "> 0", "got 0")),
     ([SQUARE, "--set", "invert.crack_noise=abc"], 2, ("invert.crack_noise", "must be a number")),
+    ([SQUARE, "--set", "invert.gradient=sharp"], 2, ("invert.gradient", "'energy_gap', 'read_gap'", "got 'sharp'")),
     ([SQUARE, "--set", "material.lame_mu"], 2, ("--set 'material.lame_mu'", "KEY.PATH=VALUE")),
     ([SQUARE, "--set", "=1"], 2, ("--set", "KEY.PATH=VALUE")),
     ([SQUARE, "--set", "foo=1"], 2, ("--set foo: unknown key", "allowed here: domain")),

@@ -111,6 +111,44 @@ def test_gap_step_mean_pull_restores_the_prior_mean():
     assert target[np.abs(x - 0.5) < 1e-9].max() < target.max() - 0.4  # the crack stays the weak line
 
 
+def test_the_free_state_read_like_the_picture_has_no_band_width_bias():
+    """A model crack at the picture's place but twice as wide: its own crack density is larger
+    there than the picture's, so the energy gap raises G under a crack that is right (the bias
+    invert.gradient read_gap removes). Read like the picture, it is the picture's AT2 profile, and
+    the step leaves G alone."""
+    from vefrac.observe import read_like_picture
+
+    n = 129
+    grid, x, s, c_line = _line_fields(n)
+    material = np.ones_like(x, dtype=bool)
+    dx = grid.spacing[0]
+
+    def density(phi):
+        gy, gx = np.gradient(phi, dx)
+        return (phi**2 + s**2 * (gx**2 + gy**2)) / (2 * s)
+
+    wide = np.exp(-np.abs(x - 0.5) / (2 * s))
+    read = read_like_picture(wide, material=material, spacing=grid.spacing, s=s)
+    y = grid.points()[:, 1].reshape(n, n)
+    inner = np.abs(y - 0.5) < 0.25  # a skeleton's ends retract by about the band's half width
+    assert np.abs(read - np.exp(-np.abs(x - 0.5) / s))[inner].max() < dx / s  # within a pixel of the profile
+    g = np.full_like(x, math.log(1e-3))
+    crack = np.abs(x - 0.5) < 1e-9
+    from scipy import ndimage
+
+    def smooth(v):  # over the prior's default correlation length, 2 s
+        return ndimage.gaussian_filter(v, 2 * s / dx, mode="nearest")
+
+    step = dict(material=material, s=s, step=0.3, scale=float(smooth(s * c_line).max()), smooth=smooth,
+                mean_weight=0.0, g_mean=1e-3)
+    biased = inverse.gap_step(g, c_assimilated=c_line, c_free=density(wide), **step)
+    assert np.all(biased[crack & inner] > g[crack & inner] + 0.015)  # the wide band pulls G up on the right crack
+    alike = inverse.gap_step(g, c_assimilated=density(np.exp(-np.abs(x - 0.5) / s)), c_free=density(read), **step)
+    assert np.abs(alike - g)[inner].max() < 1e-3
+    nothing = read_like_picture(0.3 * np.ones_like(x), material=material, spacing=grid.spacing, s=s)
+    assert not nothing.any()  # no crack, nothing read
+
+
 # ----------------------------------------------------------------------------- end to end
 
 
@@ -168,7 +206,8 @@ def test_invert_writes_every_output(tmp_path):
     assert "invert:" in (out / "config.yaml").read_text()
 
 
-@pytest.mark.parametrize("warm", [[], ["invert.warm_forward=0.5"]], ids=["cold", "warm-forward"])
+@pytest.mark.parametrize("warm", [[], ["invert.warm_forward=0.5"], ["invert.gradient=energy_gap"]],
+                         ids=["cold", "warm-forward", "energy-gap"])
 def test_invert_resumed_after_an_interruption_repeats_the_uninterrupted_one(tmp_path, monkeypatch, warm):
     """Every random draw follows the seed (the network unknown's regression points included), and the
     checkpoint holds everything else (the warm start's networks too): interrupted and resumed, the
@@ -202,9 +241,14 @@ def test_invert_resumed_after_an_interruption_repeats_the_uninterrupted_one(tmp_
     for name in ("G", "phi_model"):
         assert np.array_equal(np.asarray(a[name]), np.asarray(b[name])), name
     assert json.loads((out / "summary.json").read_text())["inversion"]["seeds"] == 1
-    if warm:  # cold forward 6 + 4, warm 3 + 2, assimilation 8 + 8 // 4, and the final forward run, of
-        # the best iterate's G, warm from that iterate's networks (one seed): 3 + 2
-        assert json.loads((whole / "summary.json").read_text())["inversion"]["iterations"] == 10 + 5 + 10 + 5
+    # forward runs of 6 + 4 iterations: two outer iterations and the final one; warm (after the
+    # first), 3 + 2, and the final one, of the best iterate's G, warm from that iterate's networks
+    # (one seed). Assimilated 8 + 8 // 4, and as much again for the free state read like the picture
+    iterations = json.loads((whole / "summary.json").read_text())["inversion"]["iterations"]
+    read = "invert.gradient=energy_gap" not in warm
+    forward = 10 + 5 + 5 if "invert.warm_forward=0.5" in warm else 3 * 10
+    assert iterations == forward + (8 + 2) * (2 if read else 1)
+    assert (saved["assimilated_read"] is not None) == read  # its warm start is in the checkpoint
 
 
 @pytest.mark.parametrize("case, expected", [

@@ -52,6 +52,10 @@ def test_a_two_frame_sequence_inverts_and_reports_every_frame(tmp_path):
     assert lengths[1] > lengths[0] + 0.3  # the arm (half the width) appears in the second frame only
     assert len(inv["overlap_per_frame"]) == 2 and inv["overlap_per_frame"][1] == pytest.approx(inv["overlap"])
     assert inv["first_crack_time"]["observed_by"] == 0.05
+    from vefrac import posterior
+
+    # a time-lapse pins G down better than one picture: the uncertainty map takes its own τ
+    assert inv["uncertainty"]["crack_noise"] == posterior.CRACK_NOISE_TIME_LAPSE < posterior.CRACK_NOISE
     for name in ("crack_lengths.png", "frames_observed_vs_model.png", "observation.png", "observation_0.png",
                  "observation_1.png", "inferred.vti"):
         assert (out / name).is_file(), name

@@ -47,7 +47,7 @@ from .errors import InputError
 from .fields import GridField, bilinear
 from .geometry import Grid
 from .log_toughness import LogToughness, gap_step, prior_cv, prior_draw
-from .observe import Observed, read_observation
+from .observe import Observed, read_like_picture, read_observation
 from .outputs import check_writable
 from .pinn_model import FieldModel
 from .problem import build_problem
@@ -86,6 +86,7 @@ class InversionState:
     iteration: int = 0  # outer iterations done for this seed
     unknown: dict | None = None
     assimilated: list | None = None  # per frame: the assimilated state's model weights (warm start)
+    assimilated_read: list | None = None  # invert.gradient read_gap: the same for the free state read
     forward_networks: dict | None = None  # invert.warm_forward: the last forward run's networks per load step
     best: dict | None = None  # {"overlap", "misfit", "iteration", "unknown", "log_G"}
     scale: float | None = None  # the gradient's normalisation, fixed at the seed's first iteration
@@ -151,6 +152,7 @@ class Inversion:
     def planned_iterations(self) -> int:
         inv = self.scn.invert
         assim = inv.assimilation_iterations + (inv.outer_iterations - 1) * max(1, inv.assimilation_iterations // 4)
+        assim *= len(self.times) * (2 if inv.gradient == "read_gap" else 1)
         warm = self.forward_iterations(inv.warm_forward)
         forward = self.forward_iterations() + (inv.outer_iterations - 1) * warm
         return inv.seeds * (forward + assim) + (warm if inv.seeds == 1 else self.forward_iterations())
@@ -206,12 +208,14 @@ class Inversion:
         snaps = run.outputs.snapshots[-1:] if len(self.times) == 1 else run.outputs.snapshots
         return [(snap.arrays, snap.row["total"]) for snap in snaps]
 
-    def _assimilate(self, unknown: LogToughness, seed: int, k: int = 0) -> dict:
+    def _assimilate(self, unknown: LogToughness, seed: int, k: int = 0, read: np.ndarray | None = None) -> dict:
         """Minimise E + wM_k at frame k's time from φ = 0; warm-started from the previous outer
-        iteration's state of the same frame."""
+        iteration's state of the same frame. read: a φ to assimilate instead of the picture's
+        (invert.gradient read_gap: the free state read like the picture), without displacements."""
         inv, solver = self.scn.invert, self.scn.solver
         t_obs = float(self.times[k])
-        saved = self.state.assimilated or [None] * len(self.times)
+        slot = "assimilated" if read is None else "assimilated_read"
+        saved = getattr(self.state, slot) or [None] * len(self.times)
         problem = build_problem(self.forward_scn, toughness=unknown.field().to(self.device))
         init = torch.Generator().manual_seed(seed)
         model = FieldModel(problem, self.scn.network, init, space_time=False,
@@ -220,12 +224,13 @@ class Inversion:
         if not first:
             model.load_state_dict(saved[k])
         ob = self.observations[k]
-        observed = torch.as_tensor(np.stack([ob.phi, ob.material.astype(float)], -1), device=self.device,
+        target = ob.phi if read is None else read
+        observed = torch.as_tensor(np.stack([target, ob.material.astype(float)], -1), device=self.device,
                                    dtype=self.dtype)
         weight = inv.misfit_weight * self.g_mean / (2 * self.s)
-        gen = torch.Generator(device=self.device).manual_seed(seed + 7 + 1009 * k)
+        gen = torch.Generator(device=self.device).manual_seed(seed + 7 + 1009 * k + (0 if read is None else 503))
         base = self.counter[0]
-        disp = self.displacement if self.displacement and self.displacement.frame == k else None
+        disp = self.displacement if self.displacement and self.displacement.frame == k and read is None else None
         extra = [misfit_term(observed, grid=self.grid, weight=weight)] + \
             ([disp.term(self.grid, device=self.device, dtype=self.dtype)] if disp else [])
         trainer = Trainer(problem, solver, generator=gen, dtype=self.dtype, model=model,
@@ -236,11 +241,11 @@ class Inversion:
                      counter=counter)
         self.counter[0] = base + counter[0]
         saved[k] = copy.deepcopy(model.state_dict())
-        self.state.assimilated = saved
+        setattr(self.state, slot, saved)
         f = evaluate(problem, model, self.grid.points(), t_obs, device=self.device, dtype=self.dtype)
         w = trapezoid_weights(self.grid) * f["inside"]
         energy = float(sum((w * f[k]).sum() for k in TERMS))
-        misfit = float((w * ob.material.ravel() * (f["phi"] - ob.phi.ravel()) ** 2).sum()) * weight
+        misfit = float((w * ob.material.ravel() * (f["phi"] - target.ravel()) ** 2).sum()) * weight
         ny, nx = self.grid.shape
         u = f["u"].reshape(ny, nx, 2)
         misfit += disp.misfit(u, self.grid) if disp else 0.0  # part of the minimised E + wM
@@ -313,7 +318,13 @@ class Inversion:
                 st.best = {"overlap": row["overlap"], "misfit": row["misfit"], "iteration": k,
                            "unknown": unknown.state(), "log_G": g, "networks": st.forward_networks}
             c_assimilated = sum(a["c"] for a in assims)  # the gap's gradient sums over the frames
-            c_free = sum(arrays["crack_length_density"] for arrays, _ in free)
+            if inv.gradient == "read_gap":  # compared alike: the free state's cracks read like the picture
+                reads = [self._assimilate(unknown, seed, j, read=read_like_picture(
+                    arrays["phi"], material=material, spacing=self.grid.spacing, s=self.s))
+                    for j, (arrays, _) in enumerate(free)]
+                c_free = sum(a["c"] for a in reads)
+            else:
+                c_free = sum(arrays["crack_length_density"] for arrays, _ in free)
             if st.scale is None:  # a full step where the picture's cracks are, once smoothed
                 st.scale = max(float(np.percentile(self._smooth(self.s * c_assimilated)[material], 99)), 1e-12)
             target = gap_step(g, c_assimilated=c_assimilated, c_free=c_free, material=material,
@@ -328,6 +339,7 @@ class Inversion:
             self._checkpoint()
         st.results.append({k: st.best.get(k) for k in ("log_G", "overlap", "misfit", "iteration", "networks")})
         st.seed_index, st.iteration, st.unknown, st.assimilated, st.best, st.scale = index + 1, 0, None, None, None, None
+        st.assimilated_read = None
         st.forward_networks = None
         self._checkpoint()
 
@@ -416,7 +428,7 @@ class Inversion:
         ("sigma") and what it was made of, with its mean near (within 3 s of) and far from the cracks."""
         inv, ob = self.scn.invert, self.observed
         skeleton = ob.skeleton  # the last picture: it holds every earlier frame's cracks too
-        tau = inv.crack_noise or posterior.CRACK_NOISE
+        tau = inv.crack_noise or posterior.default_crack_noise(len(self.times))
         prior_std = math.sqrt(math.log1p(prior_cv(self.scn) ** 2))
         sigma = posterior.posterior_std(skeleton, self.grid, s=self.s, prior_std=prior_std,
                                         correlation_length=self.smoothing, error=tau)

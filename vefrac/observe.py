@@ -236,6 +236,17 @@ def read_observation(path, spec: config.Observation, *, domain: Domain, grid: Gr
                     warnings=tuple(warnings), width=np.where(material, band_width, np.nan))
 
 
+def read_like_picture(phi: np.ndarray, *, material: np.ndarray, spacing, s: float) -> np.ndarray:
+    """A model's φ (ny, nx) read the way a picture is: its cracks' centre lines (the same skeleton
+    as the overlap score's), widened again to the AT2 profile exp(−d/s) on the material. A crack at
+    the picture's place then reads as the picture does, however wide the model's band is."""
+    skeleton = crack_skeleton(phi, mask=material)
+    if not skeleton.any():
+        return np.zeros_like(phi, dtype=float)
+    d = ndimage.distance_transform_edt(~skeleton, sampling=(spacing[1], spacing[0]))
+    return np.where(material, np.exp(-d / s), 0.0)
+
+
 # ------------------------------------------------------------------------------ framing
 
 

@@ -30,10 +30,17 @@ from scipy import linalg, ndimage
 
 from .geometry import Grid
 
-# τ, calibrated (χ²) on the time-lapse twin of twin-mud at its defaults (4 frames, 6 outer
-# iterations): 1.26. Measured coverage of ±2σ near its cracks 95 %; 98 % on the weak-lines twin and
-# 91 % on the one-picture twin, neither of which set it (docs/inverse.md#how-sure-the-inferred-g-is)
-CRACK_NOISE = 1.25
+# τ, calibrated (χ²) on the twins of twin-mud at the inversion's defaults (read gap, step 0.6, 6
+# outer iterations; docs/inverse.md#how-sure-the-inferred-g-is). One picture: 0.84 on the smooth
+# twin. A time-lapse, whose timing pins G down better: 0.33 on the smooth twin's four frames
+# (0.315 on the weak-lines twin's, which did not set it: ±2σ covers 95 % near its cracks).
+CRACK_NOISE = 0.84
+CRACK_NOISE_TIME_LAPSE = 0.33
+
+
+def default_crack_noise(frames: int) -> float:
+    """τ when invert.crack_noise is unset: the one-picture or the time-lapse calibration."""
+    return CRACK_NOISE_TIME_LAPSE if frames > 1 else CRACK_NOISE
 TILE = 10.0  # tile side, in correlation lengths
 HALO = 4.0  # crack points this far (in ℓ) outside a tile still inform it
 

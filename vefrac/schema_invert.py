@@ -89,7 +89,7 @@ class Invert(_Strict):
     prior: Prior = Prior()
     misfit_weight: PositiveFloat = 10.0  # in units of the surface energy density G/(2s)
     outer_iterations: Annotated[int, Field(ge=1, le=10000)] = 10
-    step: PositiveFloat = 0.3  # largest change of log G per outer iteration
+    step: PositiveFloat = 0.6  # largest change of log G per outer iteration
     assimilation_iterations: Annotated[int, Field(ge=1, le=10_000_000)] = 300
     seeds: Annotated[int, Field(ge=1, le=100)] = 1
     overlap_tolerance: PositiveFloat = 2.0  # in units of s: how far a crack may be and still match
@@ -98,8 +98,14 @@ class Invert(_Strict):
     # networks at that step and runs this share of its Adam iterations; None: cold, full budget
     warm_forward: Annotated[float, Field(gt=0, le=1)] | None = None
     # the uncertainty map (vefrac/posterior.py): the error of log G that each length s of observed
-    # crack measures; None: the value calibrated on the twins (posterior.CRACK_NOISE)
+    # crack measures; None: the value calibrated on the twins, for one picture or a time-lapse
+    # (posterior.default_crack_noise)
     crack_noise: PositiveFloat | None = None
+    # what the assimilated state is compared with (the G update): the free state's cracks read
+    # the way the picture is read (read_gap; one more assimilation per frame), so that cracks at
+    # the picture's places pull G nowhere whatever the model's band width; or the free state
+    # itself (energy_gap, before 2026-12-03)
+    gradient: Literal["energy_gap", "read_gap"] = "read_gap"
 
     @model_serializer(mode="wrap")
     def _as_before(self, handler):  # without the newer keys: the dump and the hash of older versions
