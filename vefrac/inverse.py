@@ -13,7 +13,15 @@ The objective is the energy gap J(G) = min[E + wM] − min E ≥ 0, zero when th
 to itself, already cracks as observed. E is linear in G with coefficient c(φ) = (φ² + s²|∇φ|²)/(2s),
 so by Danskin's theorem ∂J/∂G(x) = c_assimilated(x) − c_free(x): lower G where the picture has
 a crack the model does not make, raise it where the model cracks and the picture does not.
-No derivative through the training is needed. The step is preconditioned by the prior:
+No derivative through the training is needed.
+
+The picture's φ_obs is the sharp AT2 profile; the model's own bands are wider and carry background
+damage, so c_free > c_assimilated even on cracks at the right place, and the gap raises G there.
+invert.gradient read_gap (the default) compares alike: the free state's cracks are read the way
+the picture is (skeleton → exp(−d/s)) and assimilated the same way, and that state's crack density
+replaces c_free. The step then vanishes wherever the model cracks where the picture does.
+
+The step is preconditioned by the prior:
 the gradient is smoothed over prior.correlation_length (a Sobolev gradient: G varies smoothly)
 and the mean of G is pulled towards prior.mean. The update of log G at most `step` per
 iteration; the iterate whose free forward run matches the picture best is kept.

@@ -104,7 +104,8 @@ def gap_step(g: np.ndarray, *, c_assimilated: np.ndarray, c_free: np.ndarray, ma
     """One descent step of the energy gap in g = log G. All fields (ny, nx) on one grid.
 
     c_*: crack-length densities (φ² + s²|∇φ|²)/(2s) of the assimilated and the free state, so that
-    ∂J/∂G = c_assimilated − c_free (Danskin). The gradient is made dimensionless by s, smoothed by
+    ∂J/∂G = c_assimilated − c_free (Danskin); with invert.gradient read_gap, c_free is that of the
+    free state read like the picture and assimilated alike. The gradient is made dimensionless by s, smoothed by
     the prior (`smooth`), divided by `scale` and clipped to ±1: log G moves by at most `step`.
     Then the mean of G is pulled towards g_mean by the fraction `mean_weight` (in log).
     """
