@@ -222,7 +222,10 @@ class Inversion:
         (invert.gradient read_gap: the free state read like the picture), without displacements."""
         inv, solver = self.scn.invert, self.scn.solver
         t_obs = float(self.times[k])
-        slot = "assimilated" if read is None else "assimilated_read"
+        ob = self.observations[k]
+        # the picture's state, or the free state read like it: its own warm start, stream, no displacements
+        slot, target, stream = ("assimilated", ob.phi, 0) if read is None else ("assimilated_read", read, 503)
+        disp = self.displacement if read is None and self.displacement and self.displacement.frame == k else None
         saved = getattr(self.state, slot) or [None] * len(self.times)
         problem = build_problem(self.forward_scn, toughness=unknown.field().to(self.device))
         init = torch.Generator().manual_seed(seed)
@@ -231,14 +234,11 @@ class Inversion:
         first = saved[k] is None
         if not first:
             model.load_state_dict(saved[k])
-        ob = self.observations[k]
-        target = ob.phi if read is None else read
         observed = torch.as_tensor(np.stack([target, ob.material.astype(float)], -1), device=self.device,
                                    dtype=self.dtype)
         weight = inv.misfit_weight * self.g_mean / (2 * self.s)
-        gen = torch.Generator(device=self.device).manual_seed(seed + 7 + 1009 * k + (0 if read is None else 503))
+        gen = torch.Generator(device=self.device).manual_seed(seed + 7 + 1009 * k + stream)
         base = self.counter[0]
-        disp = self.displacement if self.displacement and self.displacement.frame == k and read is None else None
         extra = [misfit_term(observed, grid=self.grid, weight=weight)] + \
             ([disp.term(self.grid, device=self.device, dtype=self.dtype)] if disp else [])
         trainer = Trainer(problem, solver, generator=gen, dtype=self.dtype, model=model,

@@ -36,13 +36,13 @@ from .geometry import Grid
 # (0.315 on the weak-lines twin's, which did not set it: ±2σ covers 95 % near its cracks).
 CRACK_NOISE = 0.84
 CRACK_NOISE_TIME_LAPSE = 0.33
+TILE = 10.0  # tile side, in correlation lengths
+HALO = 4.0  # crack points this far (in ℓ) outside a tile still inform it
 
 
 def default_crack_noise(frames: int) -> float:
     """τ when invert.crack_noise is unset: the one-picture or the time-lapse calibration."""
     return CRACK_NOISE_TIME_LAPSE if frames > 1 else CRACK_NOISE
-TILE = 10.0  # tile side, in correlation lengths
-HALO = 4.0  # crack points this far (in ℓ) outside a tile still inform it
 
 
 def crack_points(skeleton: np.ndarray, grid: Grid, *, s: float) -> tuple[np.ndarray, np.ndarray]:
