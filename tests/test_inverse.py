@@ -241,14 +241,55 @@ def test_invert_resumed_after_an_interruption_repeats_the_uninterrupted_one(tmp_
     for name in ("G", "phi_model"):
         assert np.array_equal(np.asarray(a[name]), np.asarray(b[name])), name
     assert json.loads((out / "summary.json").read_text())["inversion"]["seeds"] == 1
-    # forward runs of 6 + 4 iterations: two outer iterations and the final one; warm (after the
-    # first), 3 + 2, and the final one, of the best iterate's G, warm from that iterate's networks
-    # (one seed). Assimilated 8 + 8 // 4, and as much again for the free state read like the picture
+    # forward runs of 6 + 4 iterations, one per outer iteration (warm after the first: 3 + 2); the
+    # final one is the best iterate's, kept (one seed). Assimilated 8 + 8 // 4, and as much again
+    # for the free state read like the picture
     iterations = json.loads((whole / "summary.json").read_text())["inversion"]["iterations"]
     read = "invert.gradient=energy_gap" not in warm
-    forward = 10 + 5 + 5 if "invert.warm_forward=0.5" in warm else 3 * 10
+    forward = 10 + 5 if "invert.warm_forward=0.5" in warm else 2 * 10
     assert iterations == forward + (8 + 2) * (2 if read else 1)
     assert (saved["assimilated_read"] is not None) == read  # its warm start is in the checkpoint
+
+
+def test_the_kept_best_forward_run_is_the_one_run_again(tmp_path, monkeypatch):
+    """One seed: the final folder is the best iterate's forward run, kept in memory and written
+    afterwards. A resumed inversion whose best iterate came before the interruption runs it again:
+    the two folders hold the same run, bit for bit, and the kept one costs no Adam iteration. Here
+    the best iterate is warm-started (its run again must start from the same networks); the resume
+    test above, whose best iterate is the first, covers a cold one."""
+    image = _crack_picture(tmp_path / "cracks.png")
+    sets = _sets(SMALL + ["invert.warm_forward=0.5"])
+    kept, again = tmp_path / "kept", tmp_path / "again"
+    calls = {"n": 0}
+
+    def later_is_better(self, phi, k=-1):  # neither tiny run cracks: make the last iterate the best,
+        calls["n"] += 1                     # so that its run is the updated G's, warm-started with warm
+        return 1.0 / calls["n"]
+
+    monkeypatch.setattr(inverse.Inversion, "_misfit", later_is_better)
+    assert cli.main(["invert", SQUARE, "--image", str(image), "--out", str(kept), "--quiet", *sets]) == 0
+    monkeypatch.setattr(inverse.Inversion, "best_run", property(lambda self: None, lambda self, value: None),
+                        raising=False)
+    calls["n"] = 0
+    assert cli.main(["invert", SQUARE, "--image", str(image), "--out", str(again), "--quiet", *sets]) == 0
+    a, b = (json.loads((d / "summary.json").read_text()) for d in (kept, again))
+    assert a["inversion"]["per_seed"][0]["best_iteration"] == 2 and a["inversion"]["std_log_G"] > 0
+    assert a["inversion"]["iterations"] + a["iterations"] == b["inversion"]["iterations"]
+    for key in ("final", "first_crack_t", "fragment_areas", "iterations"):
+        assert a[key] == b[key], key
+    untimed = [[{k: v for k, v in step.items() if k != "seconds"} for step in run["steps"]] for run in (a, b)]
+    assert untimed[0] == untimed[1]
+    for key in ("overlap", "final_misfit", "mean_G"):
+        assert a["inversion"][key] == b["inversion"][key], key
+    assert (kept / "history.csv").read_text() == (again / "history.csv").read_text()
+    names = sorted(p.name for p in kept.glob("fields_*.vti"))
+    assert names == sorted(p.name for p in again.glob("fields_*.vti")) and len(names) == 3
+    for name in names:
+        x, y = (pv.read(str(d / name)).point_data for d in (kept, again))
+        for array in ("phi", "u", "G"):
+            assert np.array_equal(np.asarray(x[array]), np.asarray(y[array])), (name, array)
+    for name in ("cracks.png", "checkpoint.pt", "inferred.vti", "observed_vs_model.png"):
+        assert (kept / name).is_file(), name
 
 
 @pytest.mark.parametrize("case, expected", [

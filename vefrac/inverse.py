@@ -147,6 +147,7 @@ class Inversion:
         self.dtype = torch.float32 if scn.solver.dtype == "float32" else torch.float64
         self.counter = [0]
         self.state = InversionState()
+        self.best_run: Run | None = None  # one seed: the best iterate's forward run, in this process
         self.resumed = resume
         if resume:
             self._load_checkpoint()
@@ -163,7 +164,8 @@ class Inversion:
         assim *= len(self.times) * (2 if inv.gradient == "read_gap" else 1)
         warm = self.forward_iterations(inv.warm_forward)
         forward = self.forward_iterations() + (inv.outer_iterations - 1) * warm
-        return inv.seeds * (forward + assim) + (warm if inv.seeds == 1 else self.forward_iterations())
+        # one seed: the final run is its best iterate's, kept; several: a cold run of their mean G
+        return inv.seeds * (forward + assim) + (0 if inv.seeds == 1 else self.forward_iterations())
 
     def _forward_scenario(self, seed: int, *, snapshots: int | None, fraction: float | None) -> config.Scenario:
         """The forward run's scenario: `snapshots` (None: the scenario's own), and `fraction` of each
@@ -181,18 +183,21 @@ class Inversion:
     # ------------------------------------------------------------------ pieces
 
     def _forward(self, unknown: LogToughness, seed: int, *, out: Path | None = None,
-                 warm: bool | dict = False) -> Run:
-        """A forward run with the current G: in memory, with the end points only (out None; a
-        time-lapse: the frames' times only), or every snapshot and picture into the folder `out`
-        (the final run; a time-lapse: the frames' times among the snapshots).
+                 warm: bool | dict | None = False) -> Run:
+        """A forward run with the current G: in memory (out None), or every snapshot and picture
+        into the folder `out` (the final run of an ensemble's mean G, or of a resumed seed's best
+        iterate). In memory it records the final run's snapshots when it may become the final run
+        (one seed), else only the frames' times.
 
         warm (with invert.warm_forward): True, each load step starts from the networks the seed's
         previous forward run ended that step with, for invert.warm_forward of its Adam iterations
         (the first forward run of a seed has none and runs cold), and the networks are kept for the
-        next; or those networks (per step time) to start from. A step without any runs cold, in full."""
+        next; or those networks (per step time) to start from, None for none. A step without any
+        runs cold, in full."""
         fraction = self.scn.invert.warm_forward if warm is not False else None
         start = (self.state.forward_networks if warm is True else warm) if fraction is not None else None
-        scn = self._forward_scenario(seed, snapshots=2 if out is None else None, fraction=None)
+        final = out is not None or self.scn.invert.seeds == 1
+        scn = self._forward_scenario(seed, snapshots=None if final else 2, fraction=None)
         base = self.counter[0]
 
         def progress(count, terms):
@@ -201,8 +206,8 @@ class Inversion:
         run = Run(scn, out, device=self.device, progress=progress, log=lambda line: None,
                   toughness=unknown.field().to(self.device))
         if len(self.times) > 1:  # every frame's time is a load step (check_frames)
-            run.snapshot_times = self.times if out is None else \
-                snapshot_times(self.problem.t_end, scn.output.snapshots, self.times)
+            run.snapshot_times = snapshot_times(self.problem.t_end, scn.output.snapshots, self.times) if final \
+                else self.times
         if fraction is not None:
             run.solver.warm_start, run.solver.warm_fraction, run.solver.record_networks = start, fraction, True
         run.execute()
@@ -213,7 +218,8 @@ class Inversion:
 
     def _free_states(self, run: Run) -> list[tuple[dict, float]]:
         """Per frame: the forward run's arrays at the frame's time and its total energy then."""
-        snaps = run.outputs.snapshots[-1:] if len(self.times) == 1 else run.outputs.snapshots
+        seen = np.array([snap.t for snap in run.outputs.snapshots])
+        snaps = [run.outputs.snapshots[int(np.argmin(np.abs(seen - t)))] for t in self.times]
         return [(snap.arrays, snap.row["total"]) for snap in snaps]
 
     def _assimilate(self, unknown: LogToughness, seed: int, k: int = 0, read: np.ndarray | None = None) -> dict:
@@ -304,6 +310,7 @@ class Inversion:
         material = self.observed.material
         while st.iteration < inv.outer_iterations:
             k = st.iteration + 1
+            start = st.forward_networks  # what a warm-started forward run starts from
             run = self._forward(unknown, seed, warm=True)
             free = self._free_states(run)
             assims = [self._assimilate(unknown, seed, j) for j in range(len(self.times))]
@@ -324,7 +331,8 @@ class Inversion:
             better = st.best is None or (row["overlap"], -row["misfit"]) > (st.best["overlap"], -st.best["misfit"])
             if better:
                 st.best = {"overlap": row["overlap"], "misfit": row["misfit"], "iteration": k,
-                           "unknown": unknown.state(), "log_G": g, "networks": st.forward_networks}
+                           "unknown": unknown.state(), "log_G": g, "start_networks": start}
+                self.best_run = run if inv.seeds == 1 else None  # the final run, unless resumed
             c_assimilated = sum(a["c"] for a in assims)  # the gap's gradient sums over the frames
             if inv.gradient == "read_gap":  # compared alike: the free state's cracks read like the picture
                 reads = [self._assimilate(unknown, seed, j, read=read_like_picture(
@@ -345,7 +353,7 @@ class Inversion:
                      f"{row['overlap']:.3f} (precision {row['precision']:.2f}, recall {row['recall']:.2f}), "
                      f"misfit {row['misfit']:.4f}, mean G {row['mean_G']:.3g}, std log G {row['std_log_G']:.3f}")
             self._checkpoint()
-        st.results.append({k: st.best.get(k) for k in ("log_G", "overlap", "misfit", "iteration", "networks")})
+        st.results.append({k: st.best.get(k) for k in ("log_G", "overlap", "misfit", "iteration", "start_networks")})
         st.seed_index, st.iteration, st.unknown, st.assimilated, st.best, st.scale = index + 1, 0, None, None, None, None
         st.assimilated_read = None
         st.forward_networks = None
@@ -364,16 +372,23 @@ class Inversion:
         log_g = logs.mean(0)
         log_std = logs.std(0, ddof=1) if len(logs) > 1 else None
         g_field = GridField(np.exp(log_g), origin=self.grid.origin, spacing=self.grid.spacing)
-        self.log("forward run with the inferred G")
 
         class Fixed:  # the inferred G as an unknown that no longer moves
             def field(self_inner):
                 return g_field
 
-        # one seed: the inferred G is its best iterate's, whose forward run's networks (warm_forward)
-        # are a valid start for the same G; several seeds average theirs, and it runs cold
-        best = self.state.results[0].get("networks") if len(self.state.results) == 1 else None
-        run = self._forward(Fixed(), self.scn.seed, out=self.out, warm=best if best is not None else False)
+        if self.best_run is not None:  # one seed: its best iterate's forward run is the final one
+            self.log("writing the forward run with the inferred G (the best iterate's)")
+            run = self.best_run
+            run.write_to(self.out)
+        elif len(self.state.results) == 1:  # resumed past the best iterate: its run again, as it was
+            self.log("forward run with the inferred G (the best iterate's, again)")
+            start = self.state.results[0].get("start_networks")
+            run = self._forward(Fixed(), self.scn.seed, out=self.out,
+                                warm=start if self.scn.invert.warm_forward is not None else False)
+        else:  # several seeds average their G: a cold run of it
+            self.log("forward run with the inferred G")
+            run = self._forward(Fixed(), self.scn.seed, out=self.out)
         return self._finish(run, log_g, log_std)
 
     def _finish(self, run: Run, log_g: np.ndarray, log_std: np.ndarray | None) -> dict:

@@ -67,12 +67,14 @@ def snapshot_from_fields(f: dict[str, np.ndarray], *, grid: Grid, t: float, s: f
 
 class Recorder:
     """In-memory outputs: `rows` (history rows, history.csv's columns), `snapshots` (every one, or
-    with keep_all=False only the last), `frames` (t, φ, mask) for the crack-series picture."""
+    with keep_all=False only the last) and their numbers in `indices`, `frames` (t, φ, mask) for
+    the crack-series picture."""
 
     def __init__(self, *, keep_all: bool = True):
         self.keep_all = keep_all
         self.rows: list[dict] = []
         self.snapshots: list[Snapshot] = []
+        self.indices: list[int] = []
         self.frames: list[tuple[float, np.ndarray, np.ndarray]] = []
 
     @property
@@ -87,6 +89,7 @@ class Recorder:
         self.rows = [r for r in self.rows if r["t"] != snap.t] + [snap.row]
         self.frames.append((snap.t, snap.arrays["phi"].astype(np.float32), snap.arrays["mask"].astype(bool)))
         self.snapshots = (self.snapshots if self.keep_all else []) + [snap]
+        self.indices = (self.indices if self.keep_all else []) + [index]
 
     def finish(self, summary: dict, *, areas: np.ndarray, angles: np.ndarray) -> None:
         """After the last snapshot, with the summary and the final pattern's statistics."""

@@ -91,6 +91,7 @@ class Run:
             raise InputError("shrinkage.healing: wet–dry cycles need solver.time: load_stepping (a rewetting "
                              "restarts φ from 0, which a space-time φ, non-decreasing in t, cannot)")
         self.wall_before = 0.0
+        self.wall_final: float | None = None  # set when the run has finished
         self.resumed = resume
         if resume:
             self._load_checkpoint()
@@ -109,7 +110,7 @@ class Run:
         self.outputs.save_checkpoint({
             "hash": self.hash, "version": __version__,
             "run": {"step": self.state.step, "history": self.state.history, "cycles": self.state.cycles,
-                    "wall": self.wall_before + time.perf_counter() - self.t0},
+                    "wall": self._wall()},
             **({"healing": self.problem.toughness.factor} if self._healed else {}),
             "solver": self.solver.state_dict(), "outputs": self.outputs.state_dict()})
 
@@ -132,6 +133,10 @@ class Run:
             raise InputError(f"--resume: checkpoint {str(path)!r} is not one this vefrac ({__version__}) "
                              f"wrote ({type(exc).__name__}: {exc}); start afresh with --overwrite") from None
         self.log(f"resuming from {path} at step {self.state.step}, {self.solver.iterations} iterations done")
+
+    def _wall(self) -> float:
+        """Seconds of this run so far (all its sessions), or its total once it has finished."""
+        return self.wall_final if self.wall_final is not None else self.wall_before + time.perf_counter() - self.t0
 
     @property
     def _healed(self) -> bool:
@@ -208,12 +213,30 @@ class Run:
         self.problem.toughness.heal(phi, fraction=self.scn.shrinkage.healing.fraction)
         self.solver.rewet()
 
+    def write_to(self, out: Path, *, pictures: bool = True) -> dict:
+        """Write a finished in-memory run into the folder `out` as `Run(scn, out)` would have left
+        it (every snapshot, history, summary, pictures, checkpoint), without running it again; the
+        run then belongs to that folder. Returns the summary. (The inversion keeps its best iterate's
+        forward run this way instead of repeating it.)"""
+        if self.out is not None or self.wall_final is None:
+            raise RuntimeError("Run.write_to: only a finished run without an output folder can be written")
+        recorded = self.outputs
+        self.out = Path(out)
+        self.outputs = FolderOutputs(self.out, self.scn, grid=self.grid, area=self.problem.domain.area,
+                                     resumed=False, pictures=pictures)
+        self.outputs.prepare()
+        for index, snap in zip(recorded.indices, recorded.snapshots, strict=True):
+            self.outputs.add(index, snap)
+        return self._finish()
+
     def _finish(self) -> dict:
         if self.rank:
             return {}
+        if self.wall_final is None:
+            self.wall_final = self.wall_before + time.perf_counter() - self.t0
         summary, areas, angles = summarise(
             self.scn, self.outputs.last, self.outputs.rows, grid=self.grid, s=self.problem.physics.s,
-            device=self.device, rank=self.rank, wall=self.wall_before + time.perf_counter() - self.t0,
+            device=self.device, rank=self.rank, wall=self.wall_final,
             iterations=self.solver.iterations, scenario_hash=self.hash,
             elastic_length=self.problem.physics.elastic_length, report=self.solver.report(),
             steps=self.state.history)
