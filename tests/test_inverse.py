@@ -253,8 +253,9 @@ def test_invert_resumed_after_an_interruption_repeats_the_uninterrupted_one(tmp_
 
 def test_the_kept_best_forward_run_is_the_one_run_again(tmp_path, monkeypatch):
     """One seed: the final folder is the best iterate's forward run, kept in memory and written
-    afterwards. A resumed inversion whose best iterate came before the interruption runs it again:
-    the two folders hold the same run, bit for bit, and the kept one costs no Adam iteration. Here
+    afterwards. One too large to keep in memory (or a resumed inversion whose best iterate came
+    before the interruption) runs it again: the two folders hold the same run, bit for bit, and the
+    kept one costs no Adam iteration. Here
     the best iterate is warm-started (its run again must start from the same networks); the resume
     test above, whose best iterate is the first, covers a cold one."""
     image = _crack_picture(tmp_path / "cracks.png")
@@ -268,8 +269,7 @@ def test_the_kept_best_forward_run_is_the_one_run_again(tmp_path, monkeypatch):
 
     monkeypatch.setattr(inverse.Inversion, "_misfit", later_is_better)
     assert cli.main(["invert", SQUARE, "--image", str(image), "--out", str(kept), "--quiet", *sets]) == 0
-    monkeypatch.setattr(inverse.Inversion, "best_run", property(lambda self: None, lambda self, value: None),
-                        raising=False)
+    monkeypatch.setattr(inverse, "KEEP_RUN_BYTES", 0)  # too large to keep: run again
     calls["n"] = 0
     assert cli.main(["invert", SQUARE, "--image", str(image), "--out", str(again), "--quiet", *sets]) == 0
     a, b = (json.loads((d / "summary.json").read_text()) for d in (kept, again))

@@ -67,6 +67,9 @@ __all__ = ["CHECKPOINT", "Inversion", "InversionState", "LogToughness", "gap_ste
 
 CHECKPOINT = "inversion.pt"
 WORK = ".work"  # where forward runs of older versions wrote; they run in memory now
+# one seed keeps its best iterate's forward run (every snapshot's arrays, in float64) for the final
+# output, while the next run records its own: up to this much memory; beyond it, it runs again
+KEEP_RUN_BYTES = 1 << 30
 HISTORY_COLUMNS = ["seed", "iteration", "overlap", "precision", "recall", "misfit", "assimilated_misfit",
                    "free_energy", "assimilated_energy", "energy_gap", "mean_G", "std_log_G", "step"]
 
@@ -148,6 +151,8 @@ class Inversion:
         self.counter = [0]
         self.state = InversionState()
         self.best_run: Run | None = None  # one seed: the best iterate's forward run, in this process
+        snaps = len(snapshot_times(t_obs, scn.output.snapshots, self.times))
+        self.keep_best = inv.seeds == 1 and 2 * snaps * math.prod(self.grid.shape) * 12 * 8 <= KEEP_RUN_BYTES
         self.resumed = resume
         if resume:
             self._load_checkpoint()
@@ -164,8 +169,10 @@ class Inversion:
         assim *= len(self.times) * (2 if inv.gradient == "read_gap" else 1)
         warm = self.forward_iterations(inv.warm_forward)
         forward = self.forward_iterations() + (inv.outer_iterations - 1) * warm
-        # one seed: the final run is its best iterate's, kept; several: a cold run of their mean G
-        return inv.seeds * (forward + assim) + (0 if inv.seeds == 1 else self.forward_iterations())
+        # one seed: the final run is its best iterate's, kept (too large to keep: run again, warm
+        # but for the first iterate); several: a cold run of their mean G
+        final = 0 if self.keep_best else warm if inv.seeds == 1 else self.forward_iterations()
+        return inv.seeds * (forward + assim) + final
 
     def _forward_scenario(self, seed: int, *, snapshots: int | None, fraction: float | None) -> config.Scenario:
         """The forward run's scenario: `snapshots` (None: the scenario's own), and `fraction` of each
@@ -196,7 +203,7 @@ class Inversion:
         runs cold, in full."""
         fraction = self.scn.invert.warm_forward if warm is not False else None
         start = (self.state.forward_networks if warm is True else warm) if fraction is not None else None
-        final = out is not None or self.scn.invert.seeds == 1
+        final = out is not None or self.keep_best
         scn = self._forward_scenario(seed, snapshots=None if final else 2, fraction=None)
         base = self.counter[0]
 
@@ -332,7 +339,7 @@ class Inversion:
             if better:
                 st.best = {"overlap": row["overlap"], "misfit": row["misfit"], "iteration": k,
                            "unknown": unknown.state(), "log_G": g, "start_networks": start}
-                self.best_run = run if inv.seeds == 1 else None  # the final run, unless resumed
+                self.best_run = run if self.keep_best else None  # the final run, unless resumed
             c_assimilated = sum(a["c"] for a in assims)  # the gap's gradient sums over the frames
             if inv.gradient == "read_gap":  # compared alike: the free state's cracks read like the picture
                 reads = [self._assimilate(unknown, seed, j, read=read_like_picture(
@@ -381,7 +388,7 @@ class Inversion:
             self.log("writing the forward run with the inferred G (the best iterate's)")
             run = self.best_run
             run.write_to(self.out)
-        elif len(self.state.results) == 1:  # resumed past the best iterate: its run again, as it was
+        elif len(self.state.results) == 1:  # resumed past the best iterate, or too large: its run again
             self.log("forward run with the inferred G (the best iterate's, again)")
             start = self.state.results[0].get("start_networks")
             run = self._forward(Fixed(), self.scn.seed, out=self.out,
