@@ -56,7 +56,7 @@ from .fields import GridField, bilinear
 from .geometry import Grid
 from .log_toughness import LogToughness, gap_step, prior_cv, prior_draw
 from .observe import Observed, read_like_picture, read_observation
-from .outputs import check_writable
+from .outputs import SNAPSHOT_BYTES_PER_POINT, check_writable
 from .pinn_model import FieldModel
 from .problem import build_problem
 from .runner import Run
@@ -152,7 +152,7 @@ class Inversion:
         self.state = InversionState()
         self.best_run: Run | None = None  # one seed: the best iterate's forward run, in this process
         snaps = len(snapshot_times(t_obs, scn.output.snapshots, self.times))
-        self.keep_best = inv.seeds == 1 and 2 * snaps * math.prod(self.grid.shape) * 12 * 8 <= KEEP_RUN_BYTES
+        self.keep_best = inv.seeds == 1 and 2 * snaps * math.prod(self.grid.shape) * SNAPSHOT_BYTES_PER_POINT <= KEEP_RUN_BYTES
         self.resumed = resume
         if resume:
             self._load_checkpoint()
@@ -192,9 +192,9 @@ class Inversion:
     def _forward(self, unknown: LogToughness, seed: int, *, out: Path | None = None,
                  warm: bool | dict | None = False) -> Run:
         """A forward run with the current G: in memory (out None), or every snapshot and picture
-        into the folder `out` (the final run of an ensemble's mean G, or of a resumed seed's best
-        iterate). In memory it records the final run's snapshots when it may become the final run
-        (one seed), else only the frames' times.
+        into the folder `out` (the final run of an ensemble's mean G, or a seed's best iterate run
+        again: resumed past it, or too large to keep). In memory it records the final run's
+        snapshots when it may become the final run (keep_best), else only the frames' times.
 
         warm (with invert.warm_forward): True, each load step starts from the networks the seed's
         previous forward run ended that step with, for invert.warm_forward of its Adam iterations

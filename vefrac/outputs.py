@@ -26,6 +26,7 @@ from .solve import TERMS, trapezoid_weights
 
 CHECKPOINT = "checkpoint.pt"
 OUTPUT_FILES = ("fields_*.vti", "fields.pvd", "history.csv", "summary.json", CHECKPOINT, "*.png", ".*.tmp")
+SNAPSHOT_BYTES_PER_POINT = 8 * 12  # φ, u (3), G, mask, energy densities, in float64
 HISTORY_COLUMNS = ["t", "eps_s", "elastic", "surface", "substrate", "total", "crack_length",
                    "skeleton_length", "fragments", "band_width", "median_phi"]
 
@@ -119,7 +120,7 @@ class FolderOutputs(Recorder):
     def prepare(self) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
         ny, nx = self.grid.shape
-        per_snapshot = ny * nx * 8 * 12  # φ, u (3), G, mask, energy densities, in float64
+        per_snapshot = ny * nx * SNAPSHOT_BYTES_PER_POINT
         check_writable(self.out, needed_bytes=2 * per_snapshot * (self.scn.output.snapshots + 2) + 50_000_000)
         # a fresh run (prepare_output allowed it): no file of an older run stays; a resumed one:
         # only the half-written temporary files of the run that was killed (we hold the lock)

@@ -213,7 +213,7 @@ class Run:
         self.problem.toughness.heal(phi, fraction=self.scn.shrinkage.healing.fraction)
         self.solver.rewet()
 
-    def write_to(self, out: Path, *, pictures: bool = True) -> dict:
+    def write_to(self, out: Path) -> dict:
         """Write a finished in-memory run into the folder `out` as `Run(scn, out)` would have left
         it (every snapshot, history, summary, pictures, checkpoint), without running it again; the
         run then belongs to that folder. Returns the summary. (The inversion keeps its best iterate's
@@ -223,7 +223,7 @@ class Run:
         recorded = self.outputs
         self.out = Path(out)
         self.outputs = FolderOutputs(self.out, self.scn, grid=self.grid, area=self.problem.domain.area,
-                                     resumed=False, pictures=pictures)
+                                     resumed=False)
         self.outputs.prepare()
         for index, snap in zip(recorded.indices, recorded.snapshots, strict=True):
             self.outputs.add(index, snap)
