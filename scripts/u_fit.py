@@ -73,6 +73,65 @@ def grid_energy(problem, grid: Grid, weights: np.ndarray, t: float, *, u, grad_u
     return {k: float((weights * dens[k].numpy()).sum()) for k in ("elastic", "substrate")}
 
 
+def measure(run: Path, *, scales=(1.0,), iterations=(200, 1000, 3000), representations=("global",),
+            points: int | None = None, snapshot_index: int = -1, seed: int = 0, log=print) -> list[dict]:
+    """Rows: the reference on the export grid, the reference's own energy, then per representation,
+    Fourier-scale factor and budget the fresh u-net's energies and excess over the reference's own."""
+    scn = load_scenario(run / "config.yaml")
+    if points:
+        scn = scn.model_copy(update={"solver": scn.solver.model_copy(update={"points": points})})
+    problem = build_problem(scn)
+    snap = snapshot(run, snapshot_index)
+    grid, phi = snap["grid"], np.where(snap["mask"], snap["phi"], 0.0)
+    t = snap["row"]["t"]
+    inside = problem.domain.inside(torch.as_tensor(grid.points())).numpy()
+    weights = trapezoid_weights(grid) * inside
+    (hx, hy) = grid.spacing
+    ny, nx = phi.shape
+    # the reference's displacement: ∂u_i/∂x_j by central differences on the export grid
+    du_dy, du_dx = np.gradient(snap["u"], hy, hx, axis=(0, 1))
+    grad_u = np.stack([du_dx, du_dy], axis=-1).reshape(ny * nx, 2, 2)  # [:, i, j] = ∂u_i/∂x_j
+    reference = grid_energy(problem, grid, weights, t, u=snap["u"].reshape(-1, 2), grad_u=grad_u, phi=phi.ravel())
+    crack = float((weights * phi.ravel() ** 2).sum()) / (2 * problem.physics.s)  # AT2 length, φ² part
+    g_mean = float(problem.toughness(torch.as_tensor(grid.points())).mean())
+    dphi_dy, dphi_dx = np.gradient(phi, hy, hx)
+    cache = torch.as_tensor(np.stack([phi, dphi_dx, dphi_dy], -1))
+    own = snap["row"]  # the reference's own quadrature (an FEM: its elements): the baseline
+    rows = [{"run": "reference displacement, on the export grid", **reference, "total": sum(reference.values())},
+            {"run": "reference's own energy (history.csv)", "elastic": own["elastic"],
+             "substrate": own["substrate"], "total": own["elastic"] + own["substrate"]}]
+    base = rows[1]["total"]
+    log(f"reference at t = {t:g}: elastic {reference['elastic']:.6g}, substrate {reference['substrate']:.6g} "
+        f"on the export grid ({own['elastic']:.6g}, {own['substrate']:.6g} in its history.csv); AT2 length "
+        f"(φ² part) {crack:.3f}, mean G {g_mean:.3g}")
+    for kind in representations:
+        for factor in scales:
+            net = scn.network.model_copy(update={"fourier_scale": factor * fourier_scale(scn.network, problem),
+                                                 "fourier_scales": None, "representation": kind})
+            gen = torch.Generator().manual_seed(seed)
+            model = FieldModel(problem, net, gen, space_time=False, phi_bias=scn.solver.phi_bias).float()
+            model.cache_grid, model.cache, model.committed_only = grid, cache.float(), True
+            trainer = Trainer(problem, scn.solver, generator=torch.Generator().manual_seed(seed + 1),
+                              dtype=torch.float32, model=model)
+            state, done, start = State(), [0], time.perf_counter()
+            for budget in sorted(iterations):  # Adam restarts (fresh moments) at each budget
+                trainer.adam(t_value=t, n_iter=budget, state=state, checkpoint=lambda st: None, counter=done)
+                f = evaluate(problem, model, grid.points(), t, device=torch.device("cpu"), dtype=torch.float32)
+                got = {k: float((weights * f[k]).sum()) for k in ("elastic", "substrate")}
+                excess = sum(got.values()) - base
+                row = {"run": f"{kind} u-net, Fourier scale × {factor:g}", "iterations": budget, **got,
+                       "total": sum(got.values()), "excess": excess,
+                       "excess_per_G_length": excess / (g_mean * crack) if crack > 0 else None,
+                       "seconds": time.perf_counter() - start}
+                rows.append(row)
+                per = "" if row["excess_per_G_length"] is None else f", {row['excess_per_G_length']:.3f} of G × crack length"
+                log(f"{row['run']}, {budget} iterations: elastic {got['elastic']:.6g}, substrate "
+                    f"{got['substrate']:.6g}, excess {excess:+.4g} ({100 * excess / base:+.1f} %{per}), "
+                    f"{row['seconds']:.0f} s")
+                state = State(iteration=budget)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run", type=Path)
@@ -87,60 +146,13 @@ def main() -> None:
     ap.add_argument("--json")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    scn = load_scenario(a.run / "config.yaml")
-    if a.points:
-        scn = scn.model_copy(update={"solver": scn.solver.model_copy(update={"points": a.points})})
-    problem = build_problem(scn)
-    snap = snapshot(a.run, a.snapshot)
-    grid, mask, phi = snap["grid"], snap["mask"], np.where(snap["mask"], snap["phi"], 0.0)
-    t = snap["row"]["t"]
-    inside = problem.domain.inside(torch.as_tensor(grid.points())).numpy()
-    weights = trapezoid_weights(grid) * inside
-    (hx, hy) = grid.spacing
-    ny, nx = phi.shape
-    # the reference's displacement: ∂u_i/∂x_j by central differences on the export grid
-    du_dy, du_dx = np.gradient(snap["u"], hy, hx, axis=(0, 1))
-    grad_u = np.stack([du_dx, du_dy], axis=-1).reshape(ny * nx, 2, 2)  # [:, i, j] = ∂u_i/∂x_j
-    reference = grid_energy(problem, grid, weights, t, u=snap["u"].reshape(-1, 2), grad_u=grad_u, phi=phi.ravel())
-    crack = float((weights * phi.ravel() ** 2).sum()) / (2 * problem.physics.s)  # AT2 length, φ² part
-    g_mean = float(problem.toughness(torch.as_tensor(grid.points())).mean())
-    dphi_dy, dphi_dx = np.gradient(phi, hy, hx)
-    cache = torch.as_tensor(np.stack([phi, dphi_dx, dphi_dy], -1))
-    rows = [{"run": "reference displacement, on the export grid", **reference, "total": sum(reference.values())}]
-    own = snap["row"]  # the reference's own quadrature (an FEM: its elements), as a check
-    rows.append({"run": "reference's own energy (history.csv)", "elastic": own["elastic"],
-                 "substrate": own["substrate"], "total": own["elastic"] + own["substrate"]})
-    print(f"reference at t = {t:g}: elastic {reference['elastic']:.6g}, substrate {reference['substrate']:.6g} "
-          f"on the export grid ({own['elastic']:.6g}, {own['substrate']:.6g} in its history.csv); AT2 length "
-          f"(φ² part) {crack:.3f}, mean G {g_mean:.3g}", flush=True)
-    for kind in a.representations:
-        for factor in a.scales:
-            net = scn.network.model_copy(update={"fourier_scale": factor * fourier_scale(scn.network, problem),
-                                                 "fourier_scales": None, "representation": kind})
-            gen = torch.Generator().manual_seed(a.seed)
-            model = FieldModel(problem, net, gen, space_time=False, phi_bias=scn.solver.phi_bias).float()
-            model.cache_grid, model.cache, model.committed_only = grid, cache.float(), True
-            trainer = Trainer(problem, scn.solver, generator=torch.Generator().manual_seed(a.seed + 1),
-                              dtype=torch.float32, model=model)
-            state, done, start = State(), [0], time.perf_counter()
-            for budget in sorted(a.iterations):
-                trainer.adam(t_value=t, n_iter=budget, state=state, checkpoint=lambda st: None, counter=done)
-                f = evaluate(problem, model, grid.points(), t, device=torch.device("cpu"), dtype=torch.float32)
-                got = {k: float((weights * f[k]).sum()) for k in ("elastic", "substrate")}
-                excess = sum(got.values()) - rows[1]["total"]
-                row = {"run": f"{kind} u-net, Fourier scale × {factor:g}", "iterations": budget, **got,
-                       "total": sum(got.values()), "excess": excess,
-                       "excess_per_G_length": excess / (g_mean * crack) if crack > 0 else None,
-                       "seconds": time.perf_counter() - start}
-                rows.append(row)
-                print(f"{row['run']}, {budget} iterations: elastic {got['elastic']:.6g}, substrate "
-                      f"{got['substrate']:.6g}, excess {excess:+.4g} ({100 * excess / rows[1]['total']:+.1f} %, "
-                      f"{row['excess_per_G_length']:.3f} of G × crack length), {row['seconds']:.0f} s", flush=True)
-                state = State(iteration=budget)
+    rows = measure(a.run, scales=a.scales, iterations=a.iterations, representations=a.representations,
+                   points=a.points, snapshot_index=a.snapshot, seed=a.seed, log=lambda line: print(line, flush=True))
+    base = rows[1]["total"]
     print("\n| u | Adam iterations | elastic | substrate | elastic + substrate | excess | excess / (G · crack length) |")
     print("|" + " --- |" * 7)
     for r in rows:
-        excess = "" if "excess" not in r else f"{r['excess']:+.4g} ({100 * r['excess'] / rows[1]['total']:+.1f} %)"
+        excess = "" if "excess" not in r else f"{r['excess']:+.4g} ({100 * r['excess'] / base:+.1f} %)"
         per = "" if r.get("excess_per_G_length") is None else f"{r['excess_per_G_length']:.3f}"
         print(f"| {r['run']} | {r.get('iterations', '–')} | {r['elastic']:.5g} | {r['substrate']:.5g} | "
               f"{r['total']:.5g} | {excess} | {per} |")
