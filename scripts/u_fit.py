@@ -36,32 +36,13 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from vefrac.api import open_run  # noqa: E402
 from vefrac.config import load_scenario  # noqa: E402
 from vefrac.energy import energy_densities  # noqa: E402
 from vefrac.geometry import Grid  # noqa: E402
 from vefrac.pinn_model import FieldModel, fourier_scale  # noqa: E402
 from vefrac.problem import build_problem  # noqa: E402
 from vefrac.solve import State, Trainer, evaluate, trapezoid_weights  # noqa: E402
-
-
-def snapshot(run: Path, index: int = -1) -> dict:
-    """A snapshot's φ, u, mask (ny, nx[, 2]), its grid and its time (from history.csv)."""
-    import pyvista as pv
-
-    grid = pv.read(str(sorted(run.glob("fields_*.vti"))[index]))
-    nx, ny, _ = grid.dimensions
-    pd = grid.point_data
-    return {"phi": np.asarray(pd["phi"], dtype=np.float64).reshape(ny, nx),
-            "u": np.asarray(pd["u"], dtype=np.float64)[:, :2].reshape(ny, nx, 2),
-            "mask": np.asarray(pd["mask"]).reshape(ny, nx).astype(bool),
-            "grid": Grid(origin=tuple(grid.origin[:2]), spacing=tuple(grid.spacing[:2]), shape=(ny, nx)),
-            "row": history(run)[index]}
-
-
-def history(run: Path) -> list[dict]:
-    """history.csv's rows (one per snapshot), as numbers."""
-    lines = (run / "history.csv").read_text().split()
-    return [dict(zip(lines[0].split(","), map(float, line.split(",")))) for line in lines[1:]]
 
 
 def grid_energy(problem, grid: Grid, weights: np.ndarray, t: float, *, u, grad_u, phi) -> dict:
@@ -81,22 +62,24 @@ def measure(run: Path, *, scales=(1.0,), iterations=(200, 1000, 3000), represent
     if points:
         scn = scn.model_copy(update={"solver": scn.solver.model_copy(update={"points": points})})
     problem = build_problem(scn)
-    snap = snapshot(run, snapshot_index)
-    grid, phi = snap["grid"], np.where(snap["mask"], snap["phi"], 0.0)
-    t = snap["row"]["t"]
+    result = open_run(run)
+    snap, own = result.snapshots[snapshot_index], result.history[snapshot_index]
+    phi = np.where(snap.mask, snap.phi, 0.0)
+    grid = Grid(origin=(float(snap.x[0]), float(snap.y[0])), spacing=snap.spacing, shape=phi.shape)
+    t = snap.t
     inside = problem.domain.inside(torch.as_tensor(grid.points())).numpy()
     weights = trapezoid_weights(grid) * inside
     (hx, hy) = grid.spacing
     ny, nx = phi.shape
     # the reference's displacement: ∂u_i/∂x_j by central differences on the export grid
-    du_dy, du_dx = np.gradient(snap["u"], hy, hx, axis=(0, 1))
+    du_dy, du_dx = np.gradient(snap.u, hy, hx, axis=(0, 1))
     grad_u = np.stack([du_dx, du_dy], axis=-1).reshape(ny * nx, 2, 2)  # [:, i, j] = ∂u_i/∂x_j
-    reference = grid_energy(problem, grid, weights, t, u=snap["u"].reshape(-1, 2), grad_u=grad_u, phi=phi.ravel())
+    reference = grid_energy(problem, grid, weights, t, u=snap.u.reshape(-1, 2), grad_u=grad_u, phi=phi.ravel())
     crack = float((weights * phi.ravel() ** 2).sum()) / (2 * problem.physics.s)  # AT2 length, φ² part
     g_mean = float(problem.toughness(torch.as_tensor(grid.points())).mean())
     dphi_dy, dphi_dx = np.gradient(phi, hy, hx)
     cache = torch.as_tensor(np.stack([phi, dphi_dx, dphi_dy], -1))
-    own = snap["row"]  # the reference's own quadrature (an FEM: its elements): the baseline
+    # own: the reference's history row, by its own quadrature (an FEM: its elements): the baseline
     rows = [{"run": "reference displacement, on the export grid", **reference, "total": sum(reference.values())},
             {"run": "reference's own energy (history.csv)", "elastic": own["elastic"],
              "substrate": own["substrate"], "total": own["elastic"] + own["substrate"]}]
