@@ -1,11 +1,13 @@
 """Benchmark: the FEM backend's linear solvers, sparse direct against CG + algebraic multigrid.
 
     python scripts/fem_solvers.py [--ratios 25 50] [--etas 400 100] [--solvers direct amg]
-                                  [--steps 16] [--t-end 0.12] [--json FILE]
+                                  [--inexact 0 0.01] [--steps 16] [--t-end 0.12] [--json FILE]
 
 The case: a unit square, G log-normal (mean 1e-3, cv 0.2, correlation length 0.05), λ = μ = 1,
 s = 1 / ratio, η as given, shrinkage to t_end in `--steps` load steps, the FEM's defaults
-otherwise (h = s/2). For each (ratio, η) the solvers run side by side, each in its own
+otherwise (h = s/2). `--inexact`: values of vefrac.fem.INEXACT (the mid-staggered u-steps'
+tolerance, 0 = every u-step to the full tolerance) to run for each solver, the default's alone
+if not given. For each (ratio, η) the solvers (and INEXACT values) run side by side, each in its own
 process with one thread, started together, so they share the machine alike and the ratio of
 their wall times is fair on a loaded machine (the CPU time of each process is printed too: on a
 machine shared with other jobs it is the steadier figure). Prints per run: wall time, CPU time, staggered and Newton
@@ -48,6 +50,11 @@ def measure(spec: dict) -> dict:
     from vefrac.runner import Run
 
     torch.set_num_threads(1)
+    from vefrac import fem
+
+    if spec.get("inexact") is not None:
+        fem.INEXACT = spec["inexact"]
+    inexact = fem.INEXACT
     cpu = time.process_time()
     scn = load_scenario(ROOT / "scenarios" / "square-mud.yaml", spec["overrides"])
     with tempfile.TemporaryDirectory() as out:
@@ -57,7 +64,7 @@ def measure(spec: dict) -> dict:
     final = summary["final"]
     steps = summary["steps"]
     u, phi = run.trainer.u_solver.counts, run.trainer.phi_solver.counts
-    return {**{k: spec[k] for k in ("ratio", "eta", "solver")}, "wall_s": summary["wall_time_s"], "cpu_s": cpu,
+    return {**{k: spec[k] for k in ("ratio", "eta", "solver")}, "inexact": inexact, "wall_s": summary["wall_time_s"], "cpu_s": cpu,
             "cells": int(np.prod(run.model.mesh.shape)), "dofs": int(run.model.mesh.n_dofs),
             "staggered": sum(r["iterations"] for r in steps), "newton": sum(r["newton_iterations"] for r in steps),
             "converged": all(r["converged"] for r in steps), "fragments": final["fragments"],
@@ -89,6 +96,8 @@ def main() -> None:
     ap.add_argument("--ratios", type=float, nargs="+", default=[25, 50])
     ap.add_argument("--etas", type=float, nargs="+", default=[400, 100])
     ap.add_argument("--solvers", nargs="+", default=["direct", "amg"])
+    ap.add_argument("--inexact", type=float, nargs="+", default=[None],
+                    help="values of vefrac.fem.INEXACT to run for each solver (default: the default's)")
     ap.add_argument("--steps", type=int, default=16)
     ap.add_argument("--t-end", type=float, default=0.12)
     ap.add_argument("--json")
@@ -98,26 +107,26 @@ def main() -> None:
         print(json.dumps(measure(json.loads(args.one))))
         return
     rows = []
-    head = (f"{'L/s':>5} {'eta':>5} {'solver':>7} {'wall s':>8} {'cpu s':>8} {'cells':>8} {'stagg':>6} {'newton':>6} "
+    head = (f"{'L/s':>5} {'eta':>5} {'solver':>7} {'inexact':>7} {'wall s':>8} {'cpu s':>8} {'cells':>8} {'stagg':>6} {'newton':>6} "
             f"{'u its':>7} {'phi its':>8} {'frag':>5} {'skeleton':>9} {'AT2':>7}")
     print("shared machine: each pair of runs side by side, one thread each\n" + head, flush=True)
     for ratio in args.ratios:
         for eta in args.etas:
-            specs = [{"ratio": ratio, "eta": eta, "solver": solver,
+            specs = [{"ratio": ratio, "eta": eta, "solver": solver, "inexact": inexact,
                       "overrides": overrides(ratio, eta, solver, steps=args.steps, t_end=args.t_end)}
-                     for solver in args.solvers]
+                     for solver in args.solvers for inexact in args.inexact]
             for r in side_by_side(specs):
                 rows.append(r)
-                print(f"{r['ratio']:5.0f} {r['eta']:5.0f} {r['solver']:>7} {r['wall_s']:8.1f} {r['cpu_s']:8.1f} {r['cells']:8d} "
+                print(f"{r['ratio']:5.0f} {r['eta']:5.0f} {r['solver']:>7} {r['inexact']:7g} {r['wall_s']:8.1f} {r['cpu_s']:8.1f} {r['cells']:8d} "
                       f"{r['staggered']:6d} {r['newton']:6d} {r['u_krylov']:7d} {r['phi_krylov']:8d} "
                       f"{r['fragments']:5d} {r['skeleton_length']:9.3f} {r['crack_length']:7.3f}", flush=True)
-    for solver in args.solvers:
+    for solver, inexact in sorted({(r["solver"], r["inexact"]) for r in rows}):
         for eta in args.etas:
-            sel = [r for r in rows if r["solver"] == solver and r["eta"] == eta]
+            sel = [r for r in rows if (r["solver"], r["inexact"], r["eta"]) == (solver, inexact, eta)]
             k = fitted_exponent([r["ratio"] for r in sel], [r["wall_s"] for r in sel])
             kc = fitted_exponent([r["ratio"] for r in sel], [r["cpu_s"] for r in sel])
             ki = fitted_exponent([r["ratio"] for r in sel], [r["cpu_s"] / r["staggered"] for r in sel])
-            print(f"{solver}, eta {eta:g}: wall time ~ (domain/s)^{k:.2f}, CPU time ~ (domain/s)^{kc:.2f}, "
+            print(f"{solver}, INEXACT {inexact:g}, eta {eta:g}: wall time ~ (domain/s)^{k:.2f}, CPU time ~ (domain/s)^{kc:.2f}, "
                   f"CPU time per staggered iteration ~ (domain/s)^{ki:.2f}")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
