@@ -36,7 +36,8 @@ Load stepping. At each time, alternate minimisation (staggered scheme):
   fem.max_iterations φ-steps; the converged state is then that φ-step's answer and its u-step.
   Inexact staggering: a u-step between two φ-steps that have not converged stops at a residual of
   INEXACT × max|Δφ| of the force scale instead of 1e-10 (the next φ-step cannot tell u more
-  exactly than the φ it was computed from); the u-step of the converged φ always goes to 1e-10.
+  exactly than the φ it was computed from); the u-step of the converged φ (or at the cap) always
+  goes to 1e-10.
   Measured at domain/s = 50, η = 100 (docs/irreversibility-and-fem-solvers.md): the same
   staggered iterations, fragments and lengths to 1e-7, a third of the u-steps' CG iterations.
   A step that reaches the cap is reported (StepResult.converged False). Acceleration:
@@ -316,8 +317,9 @@ class Staggered:
                 done = result.residual < fem.tolerance
                 Phi = target if done else self._accelerate(A, b, Phi, target, lb)
                 # mid-iteration u need only be as exact as the next φ-step can tell: a fraction of
-                # this φ change (the last u-step, after convergence, to the full tolerance)
-                tolerance = U_TOLERANCE if done else max(U_TOLERANCE, INEXACT * result.residual)
+                # this φ change (the last u-step, converged or at the cap, to the full tolerance)
+                last = done or it == fem.max_iterations
+                tolerance = U_TOLERANCE if last else max(U_TOLERANCE, INEXACT * result.residual)
                 U, newton, ok = self.u_step(U, Phi, eps_s, tolerance=tolerance)
                 result.newton_iterations += newton
                 terms = self.energy(U, Phi, eps_s)
