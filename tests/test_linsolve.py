@@ -104,3 +104,29 @@ def test_inexact_mid_staggered_u_steps_find_the_same_network_for_fewer_krylov_it
     assert inexact["final"]["crack_length"] == pytest.approx(exact["final"]["crack_length"], rel=1e-4)
     assert [s["iterations"] for s in inexact["steps"]] == [s["iterations"] for s in exact["steps"]]
     assert inexact_its < 0.8 * exact_its
+
+
+def test_cg_stops_in_the_norm_asked_for_and_never_starts_worse_than_from_zero():
+    """The u-solves' stopping test is the Newton loop's own (the largest nodal residual): on a
+    cracked tangent it is met, and it takes fewer iterations than a Euclidean test of the same
+    number; a start pointing away from the answer is scaled to zero, not taken as it is."""
+    solver, _, K, r, *_ = cracked_systems()
+    amg = linsolve.DisplacementSolver("amg", points=fem.dof_points(solver.mesh))
+    amg.solve(K, r, atol=0.0)  # builds the hierarchy
+    M = amg._hierarchy.aspreconditioner()
+    exact = linsolve.factor(K).solve(r)
+    fewer = 0
+    for decades in range(6, 12):
+        atol = 10.0**-decades * np.abs(r).max()
+
+        def cg(x0, norm):
+            x, its = linsolve.conjugate_gradients(K, r, x0, M=M, rtol=0.0, atol=atol, norm=norm)
+            return norm(r - K @ x), its
+
+        (res_max, its_max), (res_two, its_two) = cg(None, linsolve.max_norm), cg(None, np.linalg.norm)
+        assert res_max <= atol and res_two <= atol
+        assert its_max <= its_two
+        fewer += its_two - its_max
+        assert cg(-exact, linsolve.max_norm)[1] == its_max  # scaled to zero: as many iterations as from zero
+        assert cg(0.5 * exact, linsolve.max_norm)[1] <= 1  # a multiple of the answer is scaled onto it
+    assert fewer > 0
