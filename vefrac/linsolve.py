@@ -77,14 +77,13 @@ def conjugate_gradients(A, b: np.ndarray, x0: np.ndarray | None, *, M, rtol: flo
     x0: a start such as the previous solution, scaled by the factor that minimises the energy
     norm of the error along it (zero when it points the wrong way): never a worse start than zero.
     """
-    x = np.zeros_like(b)
+    x, r = np.zeros_like(b), b.copy()
     if x0 is not None:
         Ax0 = A @ x0
         curvature = float(x0 @ Ax0)
         alpha = float(x0 @ b) / curvature if curvature > 0 else 0.0
-        if alpha > 0:
-            x = alpha * x0
-    r = b - A @ x if x.any() else b.copy()
+        if alpha > 0:  # the start's residual from its product, not a second one
+            x, r = alpha * x0, b - alpha * Ax0
     goal = max(rtol * norm(b), atol)
     iterations = 0
     z = M @ r
