@@ -90,20 +90,60 @@ def test_an_unknown_linear_solver_is_one_clear_error():
 def test_inexact_mid_staggered_u_steps_find_the_same_network_for_fewer_krylov_iterations(tmp_path, monkeypatch):
     """Mid-iteration u-steps solved to a fraction of the φ change (fem.INEXACT) against every
     u-step to the full tolerance: the same staggered iterations and crack network, fewer CG
-    iterations in the u-steps."""
+    iterations in the u-steps. Then at most fem.MID_NEWTON Newton steps for each of them: the
+    same network again, for fewer Newton iterations."""
     runs = {}
-    for name, inexact in (("exact", 0.0), ("inexact", fem.INEXACT)):
+    for name, inexact, cap in (("exact", 0.0, 0), ("inexact", fem.INEXACT, 0), ("capped", fem.INEXACT, fem.MID_NEWTON)):
         monkeypatch.setattr(fem, "INEXACT", inexact)
+        monkeypatch.setattr(fem, "MID_NEWTON", cap)
         scn = load_scenario(SQUARE, CRACKING + ["fem.linear_solver=amg"])
         run = Run(scn, tmp_path / name, device=torch.device("cpu"), log=lambda s: None, pictures=False)
-        runs[name] = (run.execute(), run.trainer.u_solver.counts.iterations)
-    (exact, exact_its), (inexact, inexact_its) = runs["exact"], runs["inexact"]
-    assert fem.INEXACT > 0
+        summary = run.execute()
+        runs[name] = (summary, run.trainer.u_solver.counts.iterations, sum(s["newton_iterations"] for s in summary["steps"]))
+    (exact, exact_its, _), (inexact, inexact_its, inexact_newton), (capped, _, capped_newton) = runs.values()
+    assert fem.INEXACT > 0 and fem.MID_NEWTON > 0
     assert inexact["final"]["fragments"] == exact["final"]["fragments"] >= 1
     assert inexact["final"]["skeleton_length"] == pytest.approx(exact["final"]["skeleton_length"], rel=1e-3)
     assert inexact["final"]["crack_length"] == pytest.approx(exact["final"]["crack_length"], rel=1e-4)
     assert [s["iterations"] for s in inexact["steps"]] == [s["iterations"] for s in exact["steps"]]
     assert inexact_its < 0.8 * exact_its
+    assert capped["final"]["fragments"] == exact["final"]["fragments"]
+    assert capped["final"]["skeleton_length"] == pytest.approx(exact["final"]["skeleton_length"], rel=1e-3)
+    assert capped["final"]["crack_length"] == pytest.approx(exact["final"]["crack_length"], rel=1e-3)
+    assert capped_newton <= inexact_newton  # this small case's mid-steps mostly take one step anyway
+
+
+def test_a_capped_mid_staggered_u_step_returns_after_its_newton_steps_without_a_further_tangent():
+    """u_step(max_newton=1, test_last=False): the same U as the one Newton step of max_newton=1,
+    one residual-and-tangent evaluation fewer, reported as not converged; the cap on a converged
+    start changes nothing."""
+    solver, model, *_ = cracked_systems("amg")
+    m = solver.mesh
+    U, Phi = m.dofs(model.u.numpy()).ravel(), m.dofs(model.phi.numpy())
+    eps_s = solver.shrinkage_at(0.075)  # more shrinkage than the state was solved for: out of equilibrium
+    tangents = []
+    terms = solver._u_terms
+
+    def counted(*args, tangent):
+        tangents.append(tangent)
+        return terms(*args, tangent=tangent)
+
+    solver._u_terms = counted
+    runs = {}
+    for test_last in (True, False):
+        tangents.clear()
+        step = solver.u_step(U, Phi, eps_s, tolerance=fem.U_TOLERANCE, max_newton=1, test_last=test_last)
+        runs[test_last] = step, tangents.count(True)
+    (U_tested, its_tested, ok_tested), tangents_tested = runs[True]
+    (U_capped, its_capped, ok_capped), tangents_capped = runs[False]
+    assert its_tested == its_capped == 1 and not ok_capped  # not tested: not known to have converged
+    assert tangents_capped == tangents_tested - 1 == 1
+    assert np.array_equal(U_capped, U_tested) and not np.array_equal(U_capped, U)
+    converged, _, ok = solver.u_step(U_capped, Phi, eps_s, tolerance=fem.U_TOLERANCE)
+    assert ok
+    tangents.clear()
+    again, its, ok = solver.u_step(converged, Phi, eps_s, tolerance=fem.U_TOLERANCE, max_newton=1, test_last=False)
+    assert ok and its == 0 and again is converged and tangents.count(True) == 1
 
 
 def test_cg_stops_in_the_norm_asked_for_and_never_starts_worse_than_from_zero():
