@@ -170,3 +170,26 @@ def test_cg_stops_in_the_norm_asked_for_and_never_starts_worse_than_from_zero():
         assert cg(-exact, linsolve.max_norm)[1] == its_max  # scaled to zero: as many iterations as from zero
         assert cg(0.5 * exact, linsolve.max_norm)[1] <= 1  # a multiple of the answer is scaled onto it
     assert fewer > 0
+
+
+def test_a_staggered_iteration_evaluates_the_strain_at_each_displacement_once():
+    """The fields at the Gauss points are kept for the last (U, εs): along a cracking load step they
+    are computed about once per Newton trial, not for the trial, the energy, the φ-step and the next
+    tangent each; and what is kept equals a fresh evaluation."""
+    solver, model, *_ = cracked_systems("amg")
+    computed = []
+    at_points = solver._at_points
+
+    def counted(U):
+        computed.append(U)
+        return at_points(U)
+
+    solver._at_points = counted
+    result = solver.solve_step(0.075)
+    assert result.iterations > 5 and result.converged
+    # without the memo: four a mid-staggered iteration (tangent, trial, energy, φ-step)
+    assert len(computed) <= 1.2 * (1 + result.newton_iterations) and len(computed) < 2 * result.iterations
+    U, eps_s, kept = solver._memo
+    solver._memo = None
+    fresh = solver._u_fields(U, eps_s)
+    assert all(np.array_equal(a, b) for a, b in zip((kept[0], *kept[1], *kept[2:]), (fresh[0], *fresh[1], *fresh[2:])))
