@@ -172,8 +172,8 @@ class Staggered:
 
     def _u_fields(self, U: np.ndarray, eps_s):
         """u, the strain (εxx, εyy, γxy) and the split densities (W+, W−) at the Gauss points, kept for
-        the last (U, εs) asked: a staggered iteration asks for them at one U three times (the line
-        search's trial, the energy, the φ-step). Keyed on the objects, so U and εs must not be changed
+        the last (U, εs) asked: a staggered iteration asks for them at one U four times (the line
+        search's trial, the energy, the φ-step, the next u-step's tangent). Keyed on the objects, so U and εs must not be changed
         in place (nothing here does: every update makes a new array)."""
         if self._memo is not None and self._memo[0] is U and self._memo[1] is eps_s:
             return self._memo[2]
@@ -301,7 +301,8 @@ class Staggered:
         AT1: A = ∫ 2W+ NᵀN + (3Gs/4) ∇Nᵀ∇N,     b = ∫ (2W+ − 3G/(8s)) N.
         """
         ph = self.ph
-        w_pos = self.c * self._u_fields(U, eps_s)[2]  # the driving force follows the local stiffness; G carries c already
+        # the driving force follows the local stiffness; G carries c already
+        w_pos = self.c * self._u_fields(U, eps_s)[2]
         G, s = self.G, ph.s
         if ph.model == "at2":
             c_mass, c_grad, c_load = 2 * w_pos + G / s, G * s, 2 * w_pos
