@@ -125,9 +125,11 @@ class SparsityPattern:
         self.indptr = np.concatenate([[0], np.cumsum(np.bincount(keys // n, minlength=n))]).astype(np.int32)
         self.n = n
 
-    def assemble(self, element_matrices: np.ndarray) -> sp.csr_matrix:
-        """(E, k, k) element matrices -> the (n, n) global matrix."""
-        data = np.bincount(self.slot, weights=element_matrices.ravel(), minlength=self.indices.size)
+    def assemble(self, element_matrices: np.ndarray, elements: np.ndarray | None = None) -> sp.csr_matrix:
+        """(E, k, k) element matrices -> the (n, n) global matrix; with `elements` (indices), the
+        matrices of those elements alone, (len(elements), k, k), summed into the same pattern."""
+        slot = self.slot if elements is None else self.slot.reshape(-1, element_matrices[0].size)[elements].ravel()
+        data = np.bincount(slot, weights=element_matrices.ravel(), minlength=self.indices.size)
         return sp.csr_matrix((data, self.indices, self.indptr), shape=(self.n, self.n))
 
 

@@ -41,7 +41,7 @@ class FemStaggered:
         r = self.trainer.solve_step(t)
         return {"t": r.t, "iterations": r.iterations, "converged": r.converged, "residual": r.residual,
                 "seconds": r.seconds, "energy": r.energies[-1], "newton_iterations": r.newton_iterations,
-                "qp_fallbacks": r.qp_fallbacks}
+                "local_iterations": r.local_iterations, "qp_fallbacks": r.qp_fallbacks}
 
     def describe(self, record: dict) -> str:
         fem = self.scn.fem

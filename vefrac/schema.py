@@ -281,6 +281,7 @@ class Fem(_Strict):
     max_iterations: Annotated[int, Field(ge=1, le=1_000_000)] = 500
     acceleration: Literal["overrelaxation", "none"] = "overrelaxation"
     relaxation: Annotated[float, Field(ge=1, lt=2)] = 1.8
+    local_radius: Annotated[float, Field(ge=0, le=100)] = 1.0  # in elastic lengths; 0: every iteration global
     linear_solver: Literal["amg", "direct"] = "amg"  # vefrac/linsolve.py
 
 
