@@ -65,3 +65,23 @@ def test_local_iterations_find_the_global_schemes_network(tmp_path):
     assert loc["final"]["skeleton_length"] == pytest.approx(g["final"]["skeleton_length"], rel=0.01)
     assert loc["final"]["crack_length"] == pytest.approx(g["final"]["crack_length"], rel=0.01)
     assert loc["first_crack_t"] == g["first_crack_t"]
+
+
+def test_the_region_solver_factors_a_system_its_cg_cannot_finish(monkeypatch):
+    """RegionSolver("amg"): CG with the diagonal to the residual asked for; past
+    REGION_ITERATIONS it factors the system instead, and counts that."""
+    import scipy.sparse as sp
+
+    from vefrac import linsolve
+
+    n = 400
+    K = sp.diags([-np.ones(n - 1), 2.0 * np.ones(n) + 1e-6, -np.ones(n - 1)], [-1, 0, 1], format="csr")
+    r = np.random.default_rng(0).standard_normal(n)
+    exact = sp.linalg.spsolve(K.tocsc(), r)
+    solver = linsolve.RegionSolver("amg")
+    x = solver.solve(K, r, atol=1e-9 * np.abs(r).max())
+    assert np.abs(K @ x - r).max() <= 1e-9 * np.abs(r).max() and solver.counts.setups == 0
+    monkeypatch.setattr(linsolve, "REGION_ITERATIONS", 5)
+    x = solver.solve(K, r, atol=1e-9 * np.abs(r).max())
+    assert solver.counts.setups == 1
+    assert np.allclose(x, exact, rtol=1e-8, atol=1e-8 * np.abs(exact).max())

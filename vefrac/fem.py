@@ -171,7 +171,6 @@ class Staggered:
         # last φ-step moved by more than fem.tolerance
         self.regions = (Regions(m, radius=fem.local_radius * ph.elastic_length, periodic=problem.domain.periodic)
                         if ph.fracture and fem.local_radius > 0 else None)
-        self._local_qp: tuple | None = None
         self.phi_solver = linsolve.DamageSolver(kind)
         self.local_solver = linsolve.RegionSolver(kind)
 
@@ -367,7 +366,7 @@ class Staggered:
             local = None  # the region of a local iteration (vefrac/fem_local.py), None: global
             for it in range(1, fem.max_iterations + 1):
                 if local is not None:  # φ on the region, every other node held
-                    target, qp_ok = self._local_phi_step(U, Phi, lb, eps_s, local)
+                    target, qp_ok, local_qp = self._local_phi_step(U, Phi, lb, eps_s, local)
                     if np.abs(target - Phi).max() < fem.tolerance:  # the region has settled: check globally
                         result.qp_fallbacks += not qp_ok
                         local = None
@@ -383,7 +382,7 @@ class Staggered:
                 elif local is None:
                     Phi = self._accelerate(A, b, Phi, target, lb)
                 else:
-                    Phi = self._accelerate(*self._local_qp, Phi, target, lb, rows=local.dofs)
+                    Phi = self._accelerate(*local_qp, Phi, target, lb, rows=local.dofs)
                 # mid-iteration u need only be as exact as the next φ-step can tell: a fraction of
                 # this φ change (the last u-step, converged or at the cap, to the full tolerance)
                 last = done or it == fem.max_iterations
@@ -440,20 +439,19 @@ class Staggered:
 
     # -------------------------------------------------------------- local iterations
 
-    def _local_phi_step(self, U, Phi, lb, eps_s, local) -> tuple[np.ndarray, bool]:
+    def _local_phi_step(self, U, Phi, lb, eps_s, local) -> tuple[np.ndarray, bool, tuple]:
         """The φ-step on the region's nodes, every other node held at Phi: the box QP of the rows
-        A_RR x = b_R − A_RC Φ_C, from the integrals over the region's elements. Keeps (A_RR, b_R −
-        A_RC Φ_C) in `_local_qp` for the over-relaxation's test."""
+        A_RR x = b_R − A_RC Φ_C, from the integrals over the region's elements. Returns (φ, ok,
+        (A_RR, b_R − A_RC Φ_C)), the last for the over-relaxation's test."""
         A, b = self.phi_qp(U, eps_s, local.elements)
         R = local.dofs
         rows = A[R]
         rhs = b[R] - rows @ np.where(R, 0.0, Phi)
         A_RR = rows[:, R].tocsr()
-        self._local_qp = (A_RR, rhs)
         x, ok = box_qp(A_RR, rhs, lb[R], np.ones(int(R.sum())), Phi[R], solve=self.phi_solver.solve)
         target = Phi.copy()
         target[R] = x
-        return target, ok
+        return target, ok, (A_RR, rhs)
 
     def _local_u_step(self, U, Phi, eps_s, local, *, tolerance: float) -> np.ndarray:
         """One Newton step on the region's displacements, every other dof held, with the u-step's
@@ -465,7 +463,7 @@ class Staggered:
         region's elements alone."""
         e = local.elements
         base = self._u_fields(U, eps_s)
-        fields = tuple(tuple(c[e] for c in f) if isinstance(f, tuple) else f[e] for f in base)
+        fields = _each(lambda whole: whole[e], base)
         g = self._g(Phi[self.mesh.elements[e]] @ self.N.T)
         energy, residual, C = self._u_terms(U, g, eps_s, tangent=True, elements=e, fields=fields)
         r = local.udofs
@@ -482,13 +480,7 @@ class Staggered:
             alpha *= 0.5
         else:
             return U
-        kept = []
-        for whole, part in zip(base, fields):
-            if isinstance(whole, tuple):  # the strain's three components
-                kept.append(tuple(_replace_rows(w, e, p) for w, p in zip(whole, part)))
-            else:
-                kept.append(_replace_rows(whole, e, part))
-        self._memo = (trial, eps_s, tuple(kept))
+        self._memo = (trial, eps_s, _each(lambda whole, part: _replace_rows(whole, e, part), base, fields))
         return trial
 
     def _store(self, U, Phi, lb):
@@ -566,6 +558,12 @@ def _rows(values, elements: np.ndarray | None):
     if elements is None or np.ndim(values) == 0:
         return values
     return values[elements]
+
+
+def _each(fn, *fields):
+    """fn applied to the matching arrays of `_fields_on`'s tuples (u, strain, W+, W−), into the
+    strain's three components too."""
+    return tuple(_each(fn, *parts) if isinstance(parts[0], tuple) else fn(*parts) for parts in zip(*fields))
 
 
 def _replace_rows(whole: np.ndarray, elements: np.ndarray, part: np.ndarray) -> np.ndarray:

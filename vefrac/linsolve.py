@@ -63,7 +63,8 @@ def rigid_body_modes(points: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Counts:
-    """What the solves cost: calls, Krylov iterations, multigrid setups."""
+    """What the solves cost: calls, Krylov iterations, multigrid setups (a RegionSolver: the
+    factorisations it fell back to)."""
 
     solves: int = 0
     iterations: int = 0
@@ -215,7 +216,7 @@ class RegionSolver:
             x, its = conjugate_gradients(K, r, None, M=sp.diags(1.0 / K.diagonal()), rtol=self.rtol, atol=atol,
                                          norm=max_norm, max_iterations=REGION_ITERATIONS)
         except NotConverged:  # a region too wide for the diagonal
-            self.counts.setups += 1  # (counted as a factorisation)
+            self.counts.setups += 1
             self.counts.iterations += REGION_ITERATIONS
             return factor(K).solve(r)
         self.counts.iterations += its
