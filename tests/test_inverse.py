@@ -206,8 +206,9 @@ def test_invert_writes_every_output(tmp_path):
     assert "invert:" in (out / "config.yaml").read_text()
 
 
-@pytest.mark.parametrize("warm", [[], ["invert.warm_forward=0.5"], ["invert.gradient=energy_gap"]],
-                         ids=["cold", "warm-forward", "energy-gap"])
+@pytest.mark.parametrize("warm", [[], ["invert.warm_forward=0.5"], ["invert.gradient=energy_gap"],
+                                  ["invert.forward=fem"]],
+                         ids=["cold", "warm-forward", "energy-gap", "fem-forward"])
 def test_invert_resumed_after_an_interruption_repeats_the_uninterrupted_one(tmp_path, monkeypatch, warm):
     """Every random draw follows the seed (the network unknown's regression points included), and the
     checkpoint holds everything else (the warm start's networks too): interrupted and resumed, the
@@ -244,22 +245,29 @@ def test_invert_resumed_after_an_interruption_repeats_the_uninterrupted_one(tmp_
     # forward runs of 6 + 4 iterations, one per outer iteration (warm after the first: 3 + 2); the
     # final one is the best iterate's, kept (one seed). Assimilated 8 + 8 // 4, and as much again
     # for the free state read like the picture
-    iterations = json.loads((whole / "summary.json").read_text())["inversion"]["iterations"]
+    summary = json.loads((whole / "summary.json").read_text())
+    iterations = summary["inversion"]["iterations"]
     read = "invert.gradient=energy_gap" not in warm
+    if "invert.forward=fem" in warm:  # FEM forward runs: their staggered iterations, the final one's among them
+        assert summary["backend"] == "fem"
+        assert iterations > (8 + 2) * 2 + summary["iterations"] > (8 + 2) * 2
+        assert (saved["assimilated_read"] is not None) and saved["forward_networks"] is None
+        return
     forward = 10 + 5 if "invert.warm_forward=0.5" in warm else 2 * 10
     assert iterations == forward + (8 + 2) * (2 if read else 1)
     assert (saved["assimilated_read"] is not None) == read  # its warm start is in the checkpoint
 
 
-def test_the_kept_best_forward_run_is_the_one_run_again(tmp_path, monkeypatch):
+@pytest.mark.parametrize("forward", [["invert.warm_forward=0.5"], ["invert.forward=fem"]], ids=["warm", "fem"])
+def test_the_kept_best_forward_run_is_the_one_run_again(tmp_path, monkeypatch, forward):
     """One seed: the final folder is the best iterate's forward run, kept in memory and written
     afterwards. One too large to keep in memory (or a resumed inversion whose best iterate came
     before the interruption) runs it again: the two folders hold the same run, bit for bit, and the
-    kept one costs no Adam iteration. Here
-    the best iterate is warm-started (its run again must start from the same networks); the resume
-    test above, whose best iterate is the first, covers a cold one."""
+    kept one costs no iteration. Here
+    the best iterate is warm-started (its run again must start from the same networks), or an FEM
+    run; the resume test above, whose best iterate is the first, covers a cold one."""
     image = _crack_picture(tmp_path / "cracks.png")
-    sets = _sets(SMALL + ["invert.warm_forward=0.5"])
+    sets = _sets(SMALL + forward)
     kept, again = tmp_path / "kept", tmp_path / "again"
     calls = {"n": 0}
 
@@ -273,6 +281,7 @@ def test_the_kept_best_forward_run_is_the_one_run_again(tmp_path, monkeypatch):
     calls["n"] = 0
     assert cli.main(["invert", SQUARE, "--image", str(image), "--out", str(again), "--quiet", *sets]) == 0
     a, b = (json.loads((d / "summary.json").read_text()) for d in (kept, again))
+    assert a["backend"] == b["backend"] == ("fem" if "invert.forward=fem" in forward else "pinn")
     assert a["inversion"]["per_seed"][0]["best_iteration"] == 2 and a["inversion"]["std_log_G"] > 0
     assert a["inversion"]["iterations"] + a["iterations"] == b["inversion"]["iterations"]
     for key in ("final", "first_crack_t", "fragment_areas", "iterations"):
@@ -317,11 +326,18 @@ def test_invert_bad_images_exit_2_and_leave_no_folder(tmp_path, capsys, case, ex
     assert not out.exists()
 
 
-def test_invert_refuses_the_fem_backend(tmp_path, capsys):
+@pytest.mark.parametrize("sets, key", [(["solver.backend=fem"], "solver.backend"),
+                                       (["invert.forward=fem", "invert.warm_forward=0.5"], "invert.warm_forward"),
+                                       (["invert.forward=fem", "invert.gradient=energy_gap"], "invert.gradient"),
+                                       (["invert.forward=mesh"], "invert.forward")])
+def test_invert_refuses_what_its_assimilations_cannot_compare(tmp_path, capsys, sets, key):
+    """The assimilations are PINN minimisations: solver.backend stays pinn; FEM forward runs
+    (invert.forward: fem) have no networks to warm-start and need the read gap."""
     image = _crack_picture(tmp_path / "cracks.png")
-    code = cli.main(["invert", SQUARE, "--image", str(image), "--out", str(tmp_path / "o"),
-                     "--set", "solver.backend=fem"])
-    assert code == 2 and "solver.backend" in capsys.readouterr().err
+    code = cli.main(["invert", SQUARE, "--image", str(image), "--out", str(tmp_path / "o"), *_sets(sets)])
+    err = capsys.readouterr().err
+    assert code == 2 and key in err and "Traceback" not in err and err.count("\n") == 1
+    assert not (tmp_path / "o").exists()
 
 
 @pytest.mark.parametrize("kind", ["grid", "network"])

@@ -115,8 +115,16 @@ class Inversion:
         """image: one picture, or the frames of a time-lapse (timelapse.Frame: path and time)."""
         if scn.solver.backend != "pinn" or scn.solver.time != "load_stepping" or not scn.fracture.enabled:
             raise InputError("vefrac invert needs solver.backend: pinn, solver.time: load_stepping and "
-                             "fracture.enabled: true (the G update compares load-stepped forward runs)")
+                             "fracture.enabled: true (the G update compares load-stepped forward runs; "
+                             "the assimilations are PINN minimisations, and invert.forward: fem makes the "
+                             "forward runs with the FEM backend)")
         inv = scn.invert
+        if inv.forward == "fem" and inv.warm_forward is not None:
+            raise InputError("invert.warm_forward warm-starts the PINN's networks: leave it unset with "
+                             "invert.forward: fem")
+        if inv.forward == "fem" and inv.gradient != "read_gap":
+            raise InputError("invert.forward: fem needs invert.gradient: read_gap (energy_gap compares the "
+                             "FEM's crack density with the PINN's assimilated one, bands of other widths)")
         self.frames = list(image) if isinstance(image, (list, tuple)) else [Frame(Path(image))]
         self.times = check_frames(self.frames, t_end=scn.shrinkage.t_end, load_steps=scn.solver.load_steps,
                                   single_time=inv.observation.time)
@@ -159,12 +167,17 @@ class Inversion:
 
     # ------------------------------------------------------------------ planning
 
-    def forward_iterations(self, fraction: float | None = None) -> int:
-        """Adam iterations of one forward run: cold, or warm-started at `fraction` of each step's."""
+    def forward_iterations(self, fraction: float | None = None) -> int | None:
+        """Adam iterations of one forward run: cold, or warm-started at `fraction` of each step's;
+        None for FEM forward runs, whose staggered iterations are not known in advance."""
         return planned_iterations(self._forward_scenario(self.scn.seed, snapshots=2, fraction=fraction))
 
-    def planned_iterations(self) -> int:
+    def planned_iterations(self) -> int | None:
+        """The progress bar's total: the Adam iterations of the assimilations and forward runs;
+        None with FEM forward runs (the bar then counts their staggered iterations too)."""
         inv = self.scn.invert
+        if inv.forward == "fem":
+            return None
         assim = inv.assimilation_iterations + (inv.outer_iterations - 1) * max(1, inv.assimilation_iterations // 4)
         assim *= len(self.times) * (2 if inv.gradient == "read_gap" else 1)
         warm = self.forward_iterations(inv.warm_forward)
@@ -178,6 +191,8 @@ class Inversion:
         """The forward run's scenario: `snapshots` (None: the scenario's own), and `fraction` of each
         load step's Adam iterations (None: all of them)."""
         scn = self.forward_scn.model_copy(update={"seed": seed})
+        if self.scn.invert.forward == "fem":
+            scn = scn.model_copy(update={"solver": scn.solver.model_copy(update={"backend": "fem"})})
         if snapshots is not None:
             scn = scn.model_copy(update={"output": scn.output.model_copy(update={"snapshots": snapshots})})
         if fraction is not None:

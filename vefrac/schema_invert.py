@@ -106,6 +106,10 @@ class Invert(_Strict):
     # the picture's places pull G nowhere whatever the model's band width; or the free state
     # itself (energy_gap, before 2026-12-03)
     gradient: Literal["energy_gap", "read_gap"] = "read_gap"
+    # the backend of the forward runs (the free states and the final run): the PINN, or the FEM
+    # reference (deterministic, and faster where it is, as on twin-mud); the assimilations stay
+    # PINN minimisations of E + wM
+    forward: Literal["pinn", "fem"] = "pinn"
 
     @model_serializer(mode="wrap")
     def _as_before(self, handler):  # without the newer keys: the dump and the hash of older versions
@@ -113,4 +117,6 @@ class Invert(_Strict):
         for key in ("displacement", "warm_forward", "crack_noise"):
             if getattr(self, key) is None:
                 out.pop(key, None)
+        if self.forward == "pinn":
+            out.pop("forward", None)
         return out
