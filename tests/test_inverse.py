@@ -340,6 +340,18 @@ def test_invert_refuses_what_its_assimilations_cannot_compare(tmp_path, capsys, 
     assert not (tmp_path / "o").exists()
 
 
+def test_the_forward_backend_key_leaves_older_scenarios_their_hash():
+    """invert.forward at its default is left out of the dump, so a checkpoint written before the
+    key existed still belongs to its scenario; set to fem, it is in the dump and the hash."""
+    from vefrac import config
+
+    plain = config.load_scenario(Path(SQUARE), [])
+    pinn = config.load_scenario(Path(SQUARE), ["invert.forward=pinn"])
+    fem = config.load_scenario(Path(SQUARE), ["invert.forward=fem"])
+    assert "forward" not in config.dump_scenario(plain) and "forward: fem" in config.dump_scenario(fem)
+    assert config.scenario_hash(plain) == config.scenario_hash(pinn) != config.scenario_hash(fem)
+
+
 @pytest.mark.parametrize("kind", ["grid", "network"])
 def test_log_toughness_follows_a_smooth_target(kind):
     """Both representations of log G take up a smooth target given on the evaluation grid."""
