@@ -58,6 +58,35 @@ def test_densities_stress_and_tangent_are_those_of_energy_split_energy(split):
 # ----------------------------------------------------------------------------- closed forms
 
 
+def test_the_misfit_of_an_assimilation_is_a_quadratic_term_of_the_phi_step():
+    """vefrac invert's assimilated state on the FEM backend: with the misfit w·(φ − φ_obs)² added and
+    no load (t = 0, u = 0), AT2's φ solves G/s φ − G s φ'' + 2w(φ − φ_obs) = 0. For φ_obs = a + b cos(kx)
+    (natural boundaries on the unit square) that is φ = a w/(G/(2s) + w) + b w/(G/(2s) + G s k²/2 + w)
+    cos(kx); the mesh's answer matches to O(h²), and the energy reports the misfit it minimised."""
+    G, s, w = 1e-3, 0.02, 10 * 1e-3 / (2 * 0.02)
+    scn = load_scenario(SQUARE, [f"fracture.toughness={{kind: constant, mean: {G}}}", "fem.tolerance=1.0e-9"])
+    trainer, model = staggered(scn)
+    grid = build_problem(scn).domain.grid(101)
+    a, b, k = 0.5, 0.3, 2 * np.pi
+    x = grid.points()[:, 0].reshape(grid.shape)
+    target = a + b * np.cos(k * x)
+    observed = torch.as_tensor(np.stack([target, np.ones_like(target)], -1))
+    trainer.set_misfit(observed, origin=grid.origin, spacing=grid.spacing, weight=w)
+    model.phi.fill_(0.9)  # a warm start above the answer: without irreversibility φ may fall
+    result = trainer.solve_step(0.0, irreversible=False)
+    assert result.converged
+    nodes = model.mesh.dofs(model.phi.numpy())
+    xn = fem.dof_points(model.mesh)[:, 0]
+    expected = a * w / (G / (2 * s) + w) + b * w / (G / (2 * s) + G * s * k**2 / 2 + w) * np.cos(k * xn)
+    assert np.abs(nodes - expected).max() < 1e-5 * b
+    assert not np.allclose(nodes, a + b * np.cos(k * xn), atol=0.05)  # the surface energy pulls φ below the picture
+    assert all(e1 <= e0 + 1e-15 for e0, e1 in zip(result.energies, result.energies[1:]))
+    terms = trainer.energy(model.mesh.dofs(model.u.numpy()).ravel(), nodes, trainer.shrinkage_at(0.0))
+    assert terms["misfit"] == pytest.approx(w * np.mean((expected - a - b * np.cos(k * xn)) ** 2), rel=0.02)
+    trainer.misfit = None
+    assert "misfit" not in trainer.energy(model.mesh.dofs(model.u.numpy()).ravel(), nodes, 0.0)
+
+
 def strip_l2_error(elements: int) -> tuple[float, float]:
     """(h, relative L2 error of u) for the periodic strip at `elements` elements along x."""
     scn = load_scenario(STRIP, ["solver.backend=fem", f"fem.elements_per_length={elements}"])

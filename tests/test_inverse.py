@@ -207,8 +207,8 @@ def test_invert_writes_every_output(tmp_path):
 
 
 @pytest.mark.parametrize("warm", [[], ["invert.warm_forward=0.5"], ["invert.gradient=energy_gap"],
-                                  ["invert.forward=fem"]],
-                         ids=["cold", "warm-forward", "energy-gap", "fem-forward"])
+                                  ["invert.forward=fem"], ["invert.forward=fem", "invert.assimilation=fem"]],
+                         ids=["cold", "warm-forward", "energy-gap", "fem-forward", "fem-both"])
 def test_invert_resumed_after_an_interruption_repeats_the_uninterrupted_one(tmp_path, monkeypatch, warm):
     """Every random draw follows the seed (the network unknown's regression points included), and the
     checkpoint holds everything else (the warm start's networks too): interrupted and resumed, the
@@ -248,6 +248,11 @@ def test_invert_resumed_after_an_interruption_repeats_the_uninterrupted_one(tmp_
     summary = json.loads((whole / "summary.json").read_text())
     iterations = summary["inversion"]["iterations"]
     read = "invert.gradient=energy_gap" not in warm
+    if "invert.assimilation=fem" in warm:  # staggered iterations throughout, the same number every time
+        assert summary["backend"] == summary["inversion"]["assimilation"] == "fem"
+        assert iterations == json.loads((out / "summary.json").read_text())["inversion"]["iterations"]
+        assert set(saved["assimilated"][0]) == {"u", "phi", "phi_prev"}  # the FEM state, warm start of the next
+        return
     if "invert.forward=fem" in warm:  # FEM forward runs: their staggered iterations, the final one's among them
         assert summary["backend"] == "fem"
         assert iterations > (8 + 2) * 2 + summary["iterations"] > (8 + 2) * 2
@@ -329,11 +334,18 @@ def test_invert_bad_images_exit_2_and_leave_no_folder(tmp_path, capsys, case, ex
 @pytest.mark.parametrize("sets, key", [(["solver.backend=fem"], "solver.backend"),
                                        (["invert.forward=fem", "invert.warm_forward=0.5"], "invert.warm_forward"),
                                        (["invert.forward=fem", "invert.gradient=energy_gap"], "invert.gradient"),
-                                       (["invert.forward=mesh"], "invert.forward")])
-def test_invert_refuses_what_its_assimilations_cannot_compare(tmp_path, capsys, sets, key):
-    """The assimilations are PINN minimisations: solver.backend stays pinn; FEM forward runs
-    (invert.forward: fem) have no networks to warm-start and need the read gap."""
+                                       (["invert.forward=mesh"], "invert.forward"),
+                                       (["invert.assimilation=fem", "invert.gradient=energy_gap"], "invert.gradient"),
+                                       (["invert.assimilation=fem", "invert.displacement={file: u.npz, scale: 1}"],
+                                        "invert.displacement"),
+                                       (["invert.assimilation=mesh"], "invert.assimilation")])
+def test_invert_refuses_what_its_assimilations_cannot_compare(tmp_path, capsys, monkeypatch, sets, key):
+    """solver.backend stays pinn (invert.forward and invert.assimilation choose the backends); FEM
+    forward runs (invert.forward: fem) have no networks to warm-start; backends that differ need
+    the read gap; observed displacements are a PINN assimilation's misfit."""
     image = _crack_picture(tmp_path / "cracks.png")
+    monkeypatch.chdir(tmp_path)
+    np.savez(tmp_path / "u.npz", ux=np.zeros((4, 4)), uy=np.zeros((4, 4)))
     code = cli.main(["invert", SQUARE, "--image", str(image), "--out", str(tmp_path / "o"), *_sets(sets)])
     err = capsys.readouterr().err
     assert code == 2 and key in err and "Traceback" not in err and err.count("\n") == 1
@@ -403,3 +415,41 @@ def test_warm_forward_starts_each_step_from_the_previous_runs_networks(tmp_path)
             assert torch.all(nets["phi_net"]["last"].abs() < 1e-6)  # the increment starts afresh
             assert torch.allclose(nets["phi_net"]["last_bias"], torch.tensor(scn.solver.phi_bias), atol=1e-6)
 
+
+@pytest.mark.parametrize("gradient", ["read_gap", "energy_gap"])
+def test_a_first_update_from_the_picture_lowers_G_under_its_cracks_only(tmp_path, monkeypatch, gradient):
+    """invert.first_update picture: the first G update of a seed compares the assimilated state with
+    nothing (the free state at the prior's G cracks where that G is weak, which says nothing of the
+    truth), so it lowers G under the picture's cracks and raises it nowhere but through the pull of
+    the mean; the read gap then skips that iteration's reading, and the progress total counts it so."""
+    image = _crack_picture(tmp_path / "cracks.png")
+    seen = []
+    original = inverse.gap_step
+
+    def recorded(g, *, c_assimilated, c_free, **kw):
+        unpulled = original(g, c_assimilated=c_assimilated, c_free=c_free, **{**kw, "mean_weight": 0.0})
+        seen.append({"c_free": c_free.copy(), "c_assimilated": c_assimilated, "change": unpulled - g})
+        return original(g, c_assimilated=c_assimilated, c_free=c_free, **kw)
+
+    monkeypatch.setattr(inverse, "gap_step", recorded)
+    planned = []
+    plan = inverse.Inversion.planned_iterations
+    monkeypatch.setattr(inverse.Inversion, "planned_iterations", lambda self: planned.append(plan(self)) or planned[-1])
+    sets = SMALL + [f"invert.gradient={gradient}", "invert.first_update=picture"]
+    out = tmp_path / "inv"
+    assert cli.main(["invert", SQUARE, "--image", str(image), "--out", str(out), *_sets(sets)]) == 0
+    assert len(seen) == 2
+    first, second = seen
+    assert not first["c_free"].any() and second["c_free"].any()
+    assert first["change"].max() <= 0 < -first["change"].min()  # lowered, raised nowhere
+    under = first["c_assimilated"] > 0.5 * first["c_assimilated"].max()  # under the picture's cracks
+    assert first["change"][under].mean() < 0.5 * first["change"].min()
+    # two cold forward runs of 6 + 4; assimilated 8 + 8 // 4; the free state read like the picture
+    # in the second outer iteration only (cold there: 8)
+    iterations = json.loads((out / "summary.json").read_text())["inversion"]["iterations"]
+    assert iterations == planned[0] == 2 * 10 + (8 + 2) + (8 if gradient == "read_gap" else 0)
+    from vefrac import config
+
+    dump = config.dump_scenario(config.load_scenario(Path(SQUARE), ["invert.first_update=picture"]))
+    assert "first_update: picture" in dump
+    assert "first_update" not in config.dump_scenario(config.load_scenario(Path(SQUARE), []))

@@ -80,6 +80,7 @@ import torch
 from . import config, linsolve
 from .fem_material import split_densities, stress_tangent
 from .fem_local import Regions
+from .fields import bilinear
 from .fem_mesh import GAUSS_POINTS, FemModel, QuadMesh, SparsityPattern, build_mesh, element_size, q1_shape
 from .problem import Problem
 
@@ -162,6 +163,7 @@ class Staggered:
         if ph.fracture:
             self.phi_pattern = SparsityPattern(m.elements, m.n_dofs)
             self.refresh_toughness()
+        self.misfit: tuple[np.ndarray, np.ndarray] | None = None  # set_misfit: (w·m, φ_obs) at the Gauss points
         self._start: tuple | None = None
         self._memo: tuple | None = None  # (U, εs, fields): see _u_fields
         # fem.linear_solver: sparse direct, or Krylov with multigrid (vefrac/linsolve.py)
@@ -207,6 +209,14 @@ class Staggered:
             G = self.problem.toughness(pts.to(dev)).double().cpu().numpy()
         self.G = G.reshape(-1, 4)
 
+    def set_misfit(self, observed: torch.Tensor, *, origin, spacing, weight: float) -> None:
+        """Add the misfit w·(φ − φ_obs)² on the imaged material to the energy (vefrac invert's
+        assimilated state): observed (ny, nx, 2) on a grid of `origin` and `spacing`, φ_obs and the
+        material (0/1), interpolated bilinearly at the Gauss points like inverse.misfit_term does for
+        the PINN; weight = w·Ḡ/(2s). It is quadratic in φ, so the φ-step stays a box QP."""
+        obs = bilinear(observed.double().cpu(), self.gauss_points, origin=origin, spacing=spacing).numpy()
+        self.misfit = (weight * obs[:, 1].reshape(-1, 4), obs[:, 0].reshape(-1, 4))
+
     def shrinkage_at(self, t: float):
         """εs at the Gauss points at time t: the number rate·t for the plain form, else (E, 4)
         (isotropic) or (E, 4, 3) (εxx, εyy, εxy), from problem.shrinkage_strain."""
@@ -247,6 +257,9 @@ class Staggered:
             dens = (self.G / (2 * ph.s) * (phi**2 + ph.s**2 * g2) if ph.model == "at2"
                     else 3 * self.G / (8 * ph.s) * (phi + ph.s**2 * g2))
             surface = self.w * float(dens.sum())
+            if self.misfit is not None:
+                wm, target = self.misfit
+                out["misfit"] = self.w * float((wm * (phi - target) ** 2).sum())
         return out | {"surface": surface}
 
     # -------------------------------------------------------------- u-step
@@ -341,6 +354,9 @@ class Staggered:
             c_mass, c_grad, c_load = 2 * w_pos + G / s, G * s, 2 * w_pos
         else:
             c_mass, c_grad, c_load = 2 * w_pos, 0.75 * G * s, 2 * w_pos - 3 * G / (8 * s)
+        if self.misfit is not None:  # w m (φ − φ_obs)²: 2wm on the mass, 2wm φ_obs on the load
+            wm, target = (_rows(a, elements) for a in self.misfit)
+            c_mass, c_load = c_mass + 2 * wm, c_load + 2 * wm * target
         ae = c_mass @ self.NN + c_grad @ self.DD
         be = self.w * c_load @ self.N
         b = np.bincount(_rows(self.mesh.elements, elements).ravel(), weights=be.ravel(), minlength=self.mesh.n_dofs)
@@ -348,8 +364,10 @@ class Staggered:
 
     # -------------------------------------------------------------- load step
 
-    def solve_step(self, t: float) -> StepResult:
-        """Advance to time t: φ_prev ← φ, then alternate minimisation until max|Δφ| < tolerance."""
+    def solve_step(self, t: float, *, irreversible: bool = True) -> StepResult:
+        """Advance to time t: φ_prev ← φ, then alternate minimisation until max|Δφ| < tolerance.
+        irreversible False: φ ≥ 0 only, from the current state (a minimisation at t, as vefrac invert's
+        assimilation, warm-started from an earlier one)."""
         started = time.perf_counter()
         m, model, fem = self.mesh, self.model, self.fem
         eps_s = self.shrinkage_at(t)
@@ -361,7 +379,7 @@ class Staggered:
         energies = [sum(self.energy(U, Phi, eps_s).values())]
         result = StepResult(t=t, iterations=0, converged=ok, residual=0.0, energies=energies, newton_iterations=newton)
         if model.fracture:
-            lb = Phi.copy()  # irreversibility: no smaller than at the end of the previous step
+            lb = Phi.copy() if irreversible else np.zeros_like(Phi)  # irreversibility: no smaller than before
             result.converged = False
             local = None  # the region of a local iteration (vefrac/fem_local.py), None: global
             for it in range(1, fem.max_iterations + 1):

@@ -52,6 +52,7 @@ from . import __version__, analysis, config, displacements, export, plots, poste
 from .budget import export_resolution
 from .checkpoint import load_checkpoint, save_checkpoint
 from .errors import InputError
+from .fem_solver import FemStaggered
 from .fields import GridField, bilinear
 from .geometry import Grid
 from .log_toughness import LogToughness, gap_step, prior_cv, prior_draw
@@ -122,9 +123,13 @@ class Inversion:
         if inv.forward == "fem" and inv.warm_forward is not None:
             raise InputError("invert.warm_forward warm-starts the PINN's networks: leave it unset with "
                              "invert.forward: fem")
-        if inv.forward == "fem" and inv.gradient != "read_gap":
-            raise InputError("invert.forward: fem needs invert.gradient: read_gap (energy_gap compares the "
-                             "FEM's crack density with the PINN's assimilated one, bands of other widths)")
+        if inv.forward != inv.assimilation and inv.gradient != "read_gap":
+            raise InputError(f"invert.forward: {inv.forward} with invert.assimilation: {inv.assimilation} needs "
+                             "invert.gradient: read_gap (energy_gap compares the free state's crack density "
+                             "with the assimilated one's, bands of other widths when the backends differ)")
+        if inv.assimilation == "fem" and inv.displacement is not None:
+            raise InputError("invert.displacement is a misfit of the PINN's assimilation: leave it unset with "
+                             "invert.assimilation: fem")
         self.frames = list(image) if isinstance(image, (list, tuple)) else [Frame(Path(image))]
         self.times = check_frames(self.frames, t_end=scn.shrinkage.t_end, load_steps=scn.solver.load_steps,
                                   single_time=inv.observation.time)
@@ -174,12 +179,16 @@ class Inversion:
 
     def planned_iterations(self) -> int | None:
         """The progress bar's total: the Adam iterations of the assimilations and forward runs;
-        None with FEM forward runs (the bar then counts their staggered iterations too)."""
+        None with FEM forward runs or assimilations (the bar then counts their staggered iterations too)."""
         inv = self.scn.invert
-        if inv.forward == "fem":
+        if inv.forward == "fem" or inv.assimilation == "fem":
             return None
-        assim = inv.assimilation_iterations + (inv.outer_iterations - 1) * max(1, inv.assimilation_iterations // 4)
-        assim *= len(self.times) * (2 if inv.gradient == "read_gap" else 1)
+
+        def assimilations(count: int) -> int:  # the first cold, the rest warm at a quarter
+            return 0 if count < 1 else inv.assimilation_iterations + (count - 1) * max(1, inv.assimilation_iterations // 4)
+
+        reads = 0 if inv.gradient != "read_gap" else inv.outer_iterations - (inv.first_update == "picture")
+        assim = len(self.times) * (assimilations(inv.outer_iterations) + assimilations(reads))
         warm = self.forward_iterations(inv.warm_forward)
         forward = self.forward_iterations() + (inv.outer_iterations - 1) * warm
         # one seed: the final run is its best iterate's, kept (too large to keep: run again, warm
@@ -255,6 +264,9 @@ class Inversion:
         slot, target, stream = ("assimilated", ob.phi, 0) if read is None else ("assimilated_read", read, 503)
         disp = self.displacement if read is None and self.displacement and self.displacement.frame == k else None
         saved = getattr(self.state, slot) or [None] * len(self.times)
+        weight = inv.misfit_weight * self.g_mean / (2 * self.s)
+        if inv.assimilation == "fem":
+            return self._assimilate_fem(unknown, k, slot=slot, saved=saved, target=target, weight=weight)
         problem = build_problem(self.forward_scn, toughness=unknown.field().to(self.device))
         init = torch.Generator().manual_seed(seed)
         model = FieldModel(problem, self.scn.network, init, space_time=False,
@@ -264,7 +276,6 @@ class Inversion:
             model.load_state_dict(saved[k])
         observed = torch.as_tensor(np.stack([target, ob.material.astype(float)], -1), device=self.device,
                                    dtype=self.dtype)
-        weight = inv.misfit_weight * self.g_mean / (2 * self.s)
         gen = torch.Generator(device=self.device).manual_seed(seed + 7 + 1009 * k + stream)
         base = self.counter[0]
         extra = [misfit_term(observed, grid=self.grid, weight=weight)] + \
@@ -287,6 +298,37 @@ class Inversion:
         misfit += disp.misfit(u, self.grid) if disp else 0.0  # part of the minimised E + wM
         return {"phi": f["phi"].reshape(ny, nx), "c": f["crack_density"].reshape(ny, nx), "energy": energy,
                 "misfit": misfit, "u": u}
+
+    def _assimilate_fem(self, unknown: LogToughness, k: int, *, slot: str, saved: list, target: np.ndarray,
+                        weight: float) -> dict:
+        """_assimilate with invert.assimilation fem: the staggered minimisation of E + wM at frame k's
+        time on the FEM backend's mesh (fem.* keys), the misfit one more quadratic term of its φ-step.
+        From φ = 0, or from the previous outer iteration's state of the same frame, with φ ≥ 0 as
+        its only bound (a minimisation at t, not a load step). Energies are the mesh's Gauss sums."""
+        t_obs = float(self.times[k])
+        material = self.observations[k].material
+        scn = self.forward_scn.model_copy(update={"solver": self.forward_scn.solver.model_copy(
+            update={"backend": "fem"})})
+        problem = build_problem(scn, toughness=unknown.field().cpu())
+        base = self.counter[0]
+        fem = FemStaggered(scn, problem, progress=lambda count, terms: self.progress(base + count, terms),
+                           log=lambda line: None)
+        if saved[k] is not None:
+            fem.model.load_state_dict(saved[k])
+        observed = torch.as_tensor(np.stack([target, material.astype(float)], -1))
+        fem.trainer.set_misfit(observed, origin=self.grid.origin, spacing=self.grid.spacing, weight=weight)
+        fem.trainer.solve_step(t_obs, irreversible=False)
+        self.counter[0] = base + fem.iterations
+        saved[k] = copy.deepcopy(dict(fem.model.state_dict()))
+        setattr(self.state, slot, saved)
+        mesh = fem.model.mesh
+        U = mesh.dofs(fem.model.u.numpy()).ravel()
+        terms = fem.trainer.energy(U, mesh.dofs(fem.model.phi.numpy()), fem.trainer.shrinkage_at(t_obs))
+        misfit = terms.pop("misfit")
+        f = evaluate(problem, fem.model, self.grid.points(), t_obs, device=torch.device("cpu"), dtype=torch.float64)
+        ny, nx = self.grid.shape
+        return {"phi": f["phi"].reshape(ny, nx), "c": f["crack_density"].reshape(ny, nx),
+                "energy": sum(terms.values()), "misfit": misfit, "u": f["u"].reshape(ny, nx, 2)}
 
     def plot_observation(self) -> None:
         """observation.png: what was read from the (last) picture; a time-lapse: observation_K.png too."""
@@ -356,7 +398,9 @@ class Inversion:
                            "unknown": unknown.state(), "log_G": g, "start_networks": start}
                 self.best_run = run if self.keep_best else None  # the final run, unless resumed
             c_assimilated = sum(a["c"] for a in assims)  # the gap's gradient sums over the frames
-            if inv.gradient == "read_gap":  # compared alike: the free state's cracks read like the picture
+            if k == 1 and inv.first_update == "picture":  # the prior's own cracks say nothing of G
+                c_free = np.zeros_like(c_assimilated)
+            elif inv.gradient == "read_gap":  # compared alike: the free state's cracks read like the picture
                 reads = [self._assimilate(unknown, seed, j, read=read_like_picture(
                     arrays["phi"], material=material, spacing=self.grid.spacing, s=self.s))
                     for j, (arrays, _) in enumerate(free)]
@@ -449,8 +493,10 @@ class Inversion:
             "image": str(self.image.resolve()), "observation_time": self.problem.t_end,
             "cracks": ob.cracks, "threshold": ob.threshold, "pixel_size": list(ob.pixel_size),
             "warnings": list(ob.warnings), "unknown": self.scn.invert.unknown, "seeds": self.scn.invert.seeds,
-            "final_misfit": self._misfit(phi), "overlap": overlap["iou"], "precision": overlap["precision"],
-            "recall": overlap["recall"], "overlap_tolerance": self.scn.invert.overlap_tolerance * self.s,
+            "forward": self.scn.invert.forward, "assimilation": self.scn.invert.assimilation,
+            "first_update": self.scn.invert.first_update, "final_misfit": self._misfit(phi),
+            "overlap": overlap["iou"], "precision": overlap["precision"], "recall": overlap["recall"],
+            "overlap_tolerance": self.scn.invert.overlap_tolerance * self.s,
             "mean_G": float(np.exp(log_g[mask]).mean()), "std_log_G": float(log_g[mask].std()),
             "mean_log_G_std": float(log_std[mask].mean()) if log_std is not None else None,
             "uncertainty": uncertainty,

@@ -110,6 +110,13 @@ class Invert(_Strict):
     # reference (deterministic, and faster where it is, as on twin-mud); the assimilations stay
     # PINN minimisations of E + wM
     forward: Literal["pinn", "fem"] = "pinn"
+    # a seed's first G update: from the gap (assimilated against free, like every later one), or
+    # from the picture alone (G lowered under the observed cracks, raised nowhere): the free state
+    # at the prior's G cracks where that G happens to be weak, which says nothing of the truth
+    first_update: Literal["gap", "picture"] = "gap"
+    # the backend of the assimilations (the minimisations of E + wM at each frame's time): the PINN,
+    # or the FEM at its fem.* keys, where the misfit is one more quadratic term of the φ-step
+    assimilation: Literal["pinn", "fem"] = "pinn"
 
     @model_serializer(mode="wrap")
     def _as_before(self, handler):  # without the newer keys: the dump and the hash of older versions
@@ -119,4 +126,8 @@ class Invert(_Strict):
                 out.pop(key, None)
         if self.forward == "pinn":
             out.pop("forward", None)
+        if self.first_update == "gap":
+            out.pop("first_update", None)
+        if self.assimilation == "pinn":
+            out.pop("assimilation", None)
         return out
