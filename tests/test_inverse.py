@@ -207,8 +207,9 @@ def test_invert_writes_every_output(tmp_path):
 
 
 @pytest.mark.parametrize("warm", [[], ["invert.warm_forward=0.5"], ["invert.gradient=energy_gap"],
-                                  ["invert.forward=fem"], ["invert.forward=fem", "invert.assimilation=fem"]],
-                         ids=["cold", "warm-forward", "energy-gap", "fem-forward", "fem-both"])
+                                  ["invert.forward=fem"], ["invert.forward=fem", "invert.assimilation=fem"],
+                                  ["invert.forward=fem", "invert.assimilation=fem", "invert.gradient=energy_gap"]],
+                         ids=["cold", "warm-forward", "energy-gap", "fem-forward", "fem-both", "fem-both-energy-gap"])
 def test_invert_resumed_after_an_interruption_repeats_the_uninterrupted_one(tmp_path, monkeypatch, warm):
     """Every random draw follows the seed (the network unknown's regression points included), and the
     checkpoint holds everything else (the warm start's networks too): interrupted and resumed, the

@@ -80,8 +80,8 @@ import torch
 from . import config, linsolve
 from .fem_material import split_densities, stress_tangent
 from .fem_local import Regions
-from .fields import bilinear
 from .fem_mesh import GAUSS_POINTS, FemModel, QuadMesh, SparsityPattern, build_mesh, element_size, q1_shape
+from .fields import bilinear
 from .problem import Problem
 
 __all__ = ["FemModel", "QuadMesh", "StepResult", "Staggered", "box_qp", "build_mesh", "element_size", "factor",
