@@ -39,6 +39,8 @@ def _rank_gradients(rank, world, init_file, out_file, tmp):
     loss.backward()
     if rank == 0:
         torch.save([p.grad for p in run.model.parameters()], out_file)
+    dist.barrier()
+    del run, loss  # DDP's reducer before its process group: gloo aborted at exit otherwise (1 run in 6)
     dist.destroy_process_group()
 
 
