@@ -135,3 +135,29 @@ def test_an_extra_term_adds_its_weighted_integral_to_the_loss():
     loss, terms_extra = with_term.loss(x, w, t)
     assert (loss - base).item() == pytest.approx(3.0 / solver.problem.energy_scale, rel=1e-12)
     torch.testing.assert_close(terms, terms_extra)  # the three energy terms stay the energy's own
+
+
+def test_the_scaled_predictor_carries_the_displacement_to_the_next_load():
+    """solver.predictor: scaled starts a step from the previous u times f(t)/f(t_prev): exactly
+    that field, nearer the next load's minimiser than the unscaled one (fracture off: linear);
+    a drying front leaves u as it is; the default is left out of the dump."""
+    sets = ["fracture.enabled=false", "solver.first_step_iterations=150", "solver.dtype=float64"]
+    fields = {}
+    for predictor in ("none", "scaled"):
+        scn, solver = _solver(sets + [f"solver.predictor={predictor}"])
+        t1, t2 = (float(t) for t in solver.times()[1:3])
+        solver.advance(t1, checkpoint=lambda: None)
+        x = torch.rand(512, 2, dtype=torch.float64) - 0.5
+        before = solver.model.fields(x, torch.full((512,), t2, dtype=torch.float64))[0].detach()
+        solver._start_step(t2)
+        after = solver.model.fields(x, torch.full((512,), t2, dtype=torch.float64))[0].detach()
+        fields[predictor] = (before, after, solver.trainer.loss(x, torch.full((512,), 1 / 512, dtype=torch.float64),
+                                                              torch.full((512,), t2, dtype=torch.float64))[0].item())
+    ratio = t2 / t1  # square-mud's plain history: f = rate·t
+    torch.testing.assert_close(fields["scaled"][1], ratio * fields["scaled"][0])
+    torch.testing.assert_close(fields["none"][1], fields["none"][0])
+    assert fields["scaled"][2] < fields["none"][2]
+    _, front = _solver(sets + ["solver.predictor=scaled", "shrinkage.front.edge=left", "shrinkage.front.speed=3"])
+    assert front._load_ratio(float(front.times()[2])) is None
+    assert "predictor" not in load_scenario(SQUARE, TINY).model_dump()["solver"]
+    assert load_scenario(SQUARE, TINY + ["solver.predictor=scaled"]).model_dump()["solver"]["predictor"] == "scaled"

@@ -140,8 +140,26 @@ class LoadStepping(PinnSolver):
         if warm is not None:
             for name, net in self._networks().items():
                 net.load_state_dict(warm[name])
+        elif self.settings.predictor == "scaled":
+            ratio = self._load_ratio(t)
+            if ratio is not None:
+                with torch.no_grad():
+                    for p in self.model.u_net.output_parameters():
+                        p.mul_(ratio)
         if self.model.phi_net is not None:
             self.model.phi_net.reset_output(self.settings.phi_bias)
+
+    def _load_ratio(self, t: float) -> float | None:
+        """f(t)/f(t_prev), the shrinkage history's growth since the previous step: the factor that
+        carries the previous displacement to this step's load exactly when φ does not move and the
+        layer responds linearly. None where εs(x, t) is not f(t) times a fixed field (a drying
+        front) or the previous load is zero."""
+        shrinkage = self.problem.shrinkage
+        if shrinkage is not None and shrinkage.distance is not None:
+            return None
+        k = int(np.searchsorted(self._times, t - 1e-12 * max(1.0, abs(t))))
+        before = self.problem.history(float(self._times[k - 1])) if k > 0 else 0.0
+        return None if before <= 0 else self.problem.history(t) / before
 
     def advance(self, t: float, *, checkpoint: Callable[[], None]) -> dict:
         self._use_precision(float(self._times[1]))

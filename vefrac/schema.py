@@ -255,6 +255,16 @@ class Solver(_Strict):
     # length still changes by more than step_tolerance × the domain's length per block
     step_tolerance: Annotated[float, Field(gt=0, lt=1)] | None = None
     max_step_iterations: Annotated[int, Field(ge=1, le=10_000_000)] = 1000
+    # load stepping: the displacement a step starts from, the previous step's as it is ("none") or
+    # scaled by the ratio of the shrinkage histories ("scaled": exact for a fixed φ, the layer linear)
+    predictor: Literal["none", "scaled"] = "none"
+
+    @model_serializer(mode="wrap")
+    def _as_before(self, handler):  # without the newer keys at their defaults: older dumps and hashes
+        out = handler(self)
+        if self.predictor == "none":
+            out.pop("predictor", None)
+        return out
 
     @field_validator("points", mode="before")
     @classmethod
