@@ -133,7 +133,8 @@ class LoadStepping(PinnSolver):
 
     def _start_step(self, t: float) -> None:
         """The networks a step starts from: the warm start's for this time if there is one, else
-        the previous step's; either way with the φ-net's increment back at phi_bias, so that
+        the previous step's (with solver.predictor: scaled, its u times the load's growth); either
+        way with the φ-net's increment back at phi_bias, so that
         a warm start offers the other run's features but does not impose its damage (imposing it
         was measured worse: docs/inverse.md, warm-started forward runs)."""
         warm = (self.warm_start or {}).get(round(t, 12))
@@ -166,8 +167,9 @@ class LoadStepping(PinnSolver):
         s, st = self.settings, self.state
         first = t == float(self._times[1])
         warm = (self.warm_start or {}).get(round(t, 12)) is not None
-        if st.iteration == 0 and st.block == 0:
+        if st.iteration == 0 and st.block == 0 and not st.started:  # once: the predictor's scaling is not idempotent
             self._start_step(t)
+            st.started = True
         started = time.perf_counter()
         change = settled = None
         while True:  # one block of Adam iterations, then (adaptive) more while the cracks still move
@@ -185,7 +187,7 @@ class LoadStepping(PinnSolver):
         record = {"t": t, "iterations": st.step_iterations,
                   **({"blocks": st.block, "crack_length_change": change, "settled": settled} if self.adaptive else {}),
                   "seconds": time.perf_counter() - started, **self._losses()}
-        st.block, st.step_iterations, st.crack_length, st.iteration = 0, 0, None, 0
+        st.block, st.step_iterations, st.crack_length, st.iteration, st.started = 0, 0, None, 0, False
         if self.record_networks:
             self.step_networks[round(t, 12)] = {name: {k: v.detach().clone() for k, v in net.state_dict().items()}
                                                 for name, net in self._networks().items()}

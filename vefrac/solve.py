@@ -85,6 +85,7 @@ class State:
     step_iterations: int = 0  # ... and their iterations
     crack_length: float | None = None  # ... and the crack length after the last block
     precision: dict | None = None  # solver.precision: what was requested, used and measured
+    started: bool = False  # load stepping: the step's start (warm start, predictor, φ reset) is done
 
 
 # An extra energy density added to the loss: (x (N, 2), energy_terms' dict) -> (N,), in the
