@@ -17,7 +17,10 @@ t = 0.12 in 24 load steps (Δt = 0.005, square-mud's), square-mud's PINN budget 
   iterations in every load step: the same points·iterations, so about the same cost (the step's
   time is proportional to the points on the CPU); half-points-x2 is square-mud's budget since
   2026-12-02;
-- default: square-mud's settings as they are.
+- default: square-mud's settings as they are;
+- unscaled / scaled: the default with each load step started from the previous u as it is
+  (solver.predictor: none, the default until 2026-12-07) or times the load's growth (scaled);
+- scaled-fewer: scaled with 140 Adam iterations a step instead of 200 (the first step's 600 kept).
 `--seeds`: every PINN variant once per network seed (scenario `seed`: features, initial weights,
 sampling) over the same toughness field (`fracture.toughness.seed: 0`), so the spread of a
 statistic over the seeds is the PINN's own; the FEM runs once. The table then adds, per variant,
@@ -50,6 +53,9 @@ VARIANTS = {
     "half-points-x2": CONSTANT + ["solver.points=4096", "solver.iterations=200", "solver.first_step_iterations=600"],
     "quarter-points-x4": CONSTANT + ["solver.points=2048", "solver.iterations=400", "solver.first_step_iterations=1200"],
     "default": [],
+    "unscaled": ["solver.predictor=none"],
+    "scaled": ["solver.predictor=scaled"],
+    "scaled-fewer": ["solver.predictor=scaled", "solver.iterations=140", "solver.first_step_iterations=600"],
 }
 
 
