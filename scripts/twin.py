@@ -2,7 +2,8 @@
 
     python scripts/twin.py [--scenario scenarios/twin-mud.yaml] [--out outputs/twin] [--seeds 3]
                            [--blur 1.0] [--noise 0.05] [--pixels 400] [--set KEY=VALUE ...]
-                           [--frames N] [--displacement [--displacement-noise 0.05] [--displacement-weight 1]]
+                           [--frames N] [--displacement [--displacement-noise 0.05] [--displacement-weight 1]
+                            [--displacement-correlation 0]]
 
 With --frames N > 1 the inversion sees a time-lapse instead of one picture: N frames rendered
 from the truth's snapshots, evenly spread from its first cracked snapshot (a tenth of the final
@@ -17,7 +18,8 @@ its uncertainty map (log_G_sigma), and `--analyse-only --crack-noise T` scores t
 
 With --displacement the inversion also sees the truth's displacement at the last frame's time (its
 last snapshot's point data `u`), as out/displacement.npz (ux, uy, origin, spacing; NaN off the
-layer) with Gaussian noise of `--displacement-noise` times its rms, weighted by
+layer) with Gaussian noise of `--displacement-noise` times its rms (white, or correlated over
+`--displacement-correlation` grid spacings, as image correlation's errors are), weighted by
 `--displacement-weight` (invert.displacement.weight); it inverts into out/invert-displacement (or
 out/invert-Nframes-displacement) and writes twin-displacement.json (twin-Nframes-displacement.json),
 which holds summary.json's inversion.displacement as well.
@@ -161,16 +163,30 @@ def render_frames(out: Path, *, frames: int, pixels: int, blur: float, noise: fl
     return folder
 
 
-def write_displacement(out: Path, *, noise: float, seed: int) -> Path:
+def displacement_noise(shape: tuple[int, ...], *, correlation: float, seed: int) -> np.ndarray:
+    """Gaussian noise of unit standard deviation per component, (ny, nx, 2): white, or (correlation
+    > 0, in grid spacings) white noise smoothed by a Gaussian of that standard deviation and
+    rescaled to unit variance, like image correlation's errors, which are shared within a subset."""
+    from scipy.ndimage import gaussian_filter
+
+    white = np.random.default_rng(seed + 77).standard_normal(shape)
+    if correlation <= 0:
+        return white
+    smooth = np.stack([gaussian_filter(white[..., k], correlation, mode="wrap") for k in range(shape[-1])], axis=-1)
+    return smooth / smooth.std(axis=(0, 1), keepdims=True)
+
+
+def write_displacement(out: Path, *, noise: float, seed: int, correlation: float = 0.0) -> Path:
     """out/displacement.npz: the truth's u at its last snapshot (the last frame's time), NaN off the
-    layer, plus Gaussian noise of `noise` times its rms."""
+    layer, plus Gaussian noise of `noise` times its rms (white, or correlated over `correlation`
+    grid spacings: displacement_noise)."""
     import pyvista as pv
 
     last = sorted((out / "truth").glob("fields_*.vti"))[-1]
     arrays, image = _read_vti(last), pv.read(str(last))
     u, mask = arrays["u"][..., :2], arrays["mask"].astype(bool)
     rms = float(np.sqrt((u[mask] ** 2).sum(-1).mean()))
-    u = u + noise * rms * np.random.default_rng(seed + 77).standard_normal(u.shape)
+    u = u + noise * rms * displacement_noise(u.shape, correlation=correlation, seed=seed)
     u = np.where(mask[..., None], u, np.nan)
     path = out / "displacement.npz"
     np.savez(path, ux=u[..., 0], uy=u[..., 1], origin=np.asarray(image.origin[:2]),
@@ -180,8 +196,9 @@ def write_displacement(out: Path, *, noise: float, seed: int) -> Path:
 
 def twin(scenario: Path, out: Path, *, seeds: int, blur: float, noise: float, pixels: int, near: float,
          overrides: list[str], reuse_truth: bool = False, frames: int = 1, displacement: float | None = None,
-         displacement_weight: float = 1.0) -> dict:
-    """displacement: None, or the noise (× rms) of the truth's displacement given to the inversion."""
+         displacement_weight: float = 1.0, displacement_correlation: float = 0.0) -> dict:
+    """displacement: None, or the noise (× rms) of the truth's displacement given to the inversion;
+    displacement_correlation: that noise's correlation length in grid spacings (0: white)."""
     from PIL import Image
 
     scn = load_scenario(scenario, overrides)
@@ -199,7 +216,7 @@ def twin(scenario: Path, out: Path, *, seeds: int, blur: float, noise: float, pi
     started = time.perf_counter()
     name = _invert_name(frames, displacement is not None)
     if displacement is not None:
-        path = write_displacement(out, noise=displacement, seed=scn.seed)
+        path = write_displacement(out, noise=displacement, seed=scn.seed, correlation=displacement_correlation)
         sets += ["--displacement", str(path), "--set", f"invert.displacement.weight={displacement_weight}"]
     if frames > 1:
         folder = render_frames(out, frames=frames, pixels=pixels, blur=blur, noise=noise, seed=scn.seed)
@@ -213,6 +230,7 @@ def twin(scenario: Path, out: Path, *, seeds: int, blur: float, noise: float, pi
                    extra={"scenario": str(scenario), "overrides": overrides, "seeds": seeds, "blur_px": blur,
                           "noise": noise, "pixels": pixels, "displacement_noise": displacement,
                           "displacement_weight": displacement_weight if displacement is not None else None,
+                          "displacement_correlation": displacement_correlation if displacement is not None else None,
                           "truth_wall_s": truth_time, "invert_wall_s": invert_time})
 
 
@@ -459,6 +477,8 @@ def main() -> None:
                    help="also give the inversion the truth's displacement at the last frame's time")
     p.add_argument("--displacement-noise", type=float, default=0.05, help="its noise, times its rms")
     p.add_argument("--displacement-weight", type=float, default=1.0, help="invert.displacement.weight")
+    p.add_argument("--displacement-correlation", type=float, default=0.0,
+                   help="the displacement noise's correlation length in grid spacings (0: white)")
     p.add_argument("--compare-picture", metavar="PNG",
                    help="with --frames N: draw the true G beside the one-picture and the N-frame inversions "
                         "already in --out (both analysed), and stop")
@@ -491,7 +511,7 @@ def main() -> None:
     result = twin(Path(a.scenario), Path(a.out), seeds=a.seeds, blur=a.blur, noise=a.noise, pixels=a.pixels,
                   near=a.near, overrides=a.overrides, reuse_truth=a.reuse_truth, frames=a.frames,
                   displacement=a.displacement_noise if a.displacement else None,
-                  displacement_weight=a.displacement_weight)
+                  displacement_weight=a.displacement_weight, displacement_correlation=a.displacement_correlation)
     for k, v in result.items():
         print(f"{k:>26}: {v}")
 

@@ -57,3 +57,20 @@ def test_weak_lines_truth_is_sharp_keeps_the_mean_and_is_read_back_as_an_image_t
     step = np.abs(np.diff(np.log(g), axis=1)).max() / grid.spacing[0] * scn.fracture.length_scale
     assert step > 0.3
     assert g.min() / g.max() < 0.3
+
+
+def test_correlated_displacement_noise_has_unit_variance_and_its_length():
+    """--displacement-correlation: white noise smoothed over C grid spacings, rescaled: the same
+    variance as the white noise, neighbours correlated as a Gaussian of that width says
+    (exp(−1/(4C²)) for a Gaussian smoothing of standard deviation C), white noise's not at all."""
+    import numpy as np
+
+    noise = _twin_module().displacement_noise
+    for correlation in (0.0, 4.0):
+        n = noise((256, 256, 2), correlation=correlation, seed=0)
+        assert n.shape == (256, 256, 2)
+        np.testing.assert_allclose(n.std(axis=(0, 1)), 1.0, rtol=0.02 if correlation == 0 else 1e-9)
+        neighbour = np.mean(n[:, 1:] * n[:, :-1]) / np.mean(n * n)
+        expected = 0.0 if correlation == 0 else np.exp(-1 / (4 * correlation**2))
+        assert abs(neighbour - expected) < 0.02
+    assert not np.array_equal(noise((8, 8, 2), correlation=0, seed=0), noise((8, 8, 2), correlation=0, seed=1))
